@@ -1,0 +1,255 @@
+#!/usr/bin/env node
+import { availableParallelism } from 'node:os';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { explainConfig } from './config/resolve.js';
+import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
+import { cacheDirs, configFor } from './context.js';
+import { buildStages, type Renderer } from './engine/build.js';
+import { formatPlan, planStages } from './engine/plan.js';
+import { installCommand, missingTools } from './engine/tools.js';
+import { ExitCode, InputError, TorRamdiskError } from './errors.js';
+import { fetchSources } from './sources/fetch.js';
+import { loadPins } from './sources/pins.js';
+import { hostTools, stages } from './stages/index.js';
+import { rm } from 'node:fs/promises';
+
+const common = {
+  arch: { type: 'string', default: 'x86_64' },
+  profile: { type: 'string', default: 'relay' },
+  config: { type: 'string' },
+  layer: { type: 'string', multiple: true },
+  set: { type: 'string', multiple: true },
+  cache: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: ParseArgsConfig['options'];
+  run(values: Record<string, unknown>, positionals: string[]): Promise<void>;
+}
+
+const configHelp = `Configuration (applied in this order, nothing else):
+  configs/layers/base.json → arch/<A>.json → profile/<P>.json → --layer NAME… → --config FILE → --set key=value…
+  --arch A        x86_64 or i686 (default x86_64)${''}
+  --profile P     relay, bridge or exit (default relay)
+  --layer NAME    an extra layer from configs/layers (e.g. debug), repeatable
+  --config FILE   your own layer file (JSON: {"set": {...}, "unlock": [...]})
+  --set KEY=VAL   one value, repeatable
+  --cache DIR     cache root (default $TOR_RAMDISK_CACHE, else $XDG_CACHE_HOME/tor-ramdisk)`;
+
+function archList(value: unknown): Arch[] {
+  const text = String(value);
+  if (text === 'all') return [...ARCHES];
+  if (!(ARCHES as readonly string[]).includes(text)) throw new InputError(`--arch ${text}: expected ${ARCHES.join(', ')} or all`);
+  return [text as Arch];
+}
+
+function profileOf(value: unknown): Profile {
+  const text = String(value);
+  if (!(PROFILES as readonly string[]).includes(text)) throw new InputError(`--profile ${text}: expected ${PROFILES.join(', ')}`);
+  return text as Profile;
+}
+
+function selection(values: Record<string, unknown>, arch: Arch) {
+  return {
+    arch,
+    profile: profileOf(values.profile),
+    ...(values.config ? { userFile: String(values.config) } : {}),
+    extra: (values.layer as string[] | undefined) ?? [],
+    flags: (values.set as string[] | undefined) ?? [],
+  };
+}
+
+function renderer(): Renderer {
+  return process.stdout.isTTY && !process.env.CI ? 'default' : 'simple';
+}
+
+const commands: Record<string, Command> = {
+  fetch: {
+    summary: 'download and verify pinned sources into the download cache',
+    usage: `tor-ramdisk fetch [SOURCE…] [--offline] [--cache DIR]
+
+Downloads every pinned file (or only the named sources), verifies its sha256 (and its
+OpenPGP signature where upstream signs), and stores it in the content-addressed cache.
+A cached file is verified again. --offline uses the cache only and names what is missing.`,
+    options: { offline: { type: 'boolean' }, cache: common.cache, help: common.help },
+    async run(values, names) {
+      const pins = await loadPins();
+      for (const name of names) if (!pins.has(name)) throw new InputError(`no pin for source "${name}" in configs/sources.json`, { hint: `Pinned: ${[...pins.keys()].join(', ')}` });
+      const selected = names.length > 0 ? names.map((n) => pins.get(n)!) : [...pins.values()];
+      const { downloads } = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const started = Date.now();
+      const fetched = await fetchSources(selected, {
+        cache: downloads,
+        offline: Boolean(values.offline),
+        onEvent: (message) => process.stderr.write(`${message}\n`),
+      });
+      const width = Math.max(...fetched.map((f) => `${f.source} ${f.name}`.length));
+      for (const f of fetched) {
+        const signed = f.signedBy ? `  signed by ${f.signedBy}` : '';
+        console.log(`${`${f.source} ${f.name}`.padEnd(width)}  ${f.sha256.slice(0, 16)}  ${f.origin === 'cache' ? 'cache (re-verified)' : f.origin}${signed}`);
+      }
+      console.log(`${fetched.length} files verified in ${((Date.now() - started) / 1000).toFixed(2)} s; cache: ${downloads.dir}`);
+    },
+  },
+  plan: {
+    summary: 'show which stages are cached and which input changed for the rest',
+    usage: `tor-ramdisk plan [STAGE…] [options]
+
+For each stage (default: the image and everything it needs): cached or to build,
+its key, and which inputs differ from the last build for this arch.
+
+${configHelp}`,
+    options: { ...common },
+    async run(values, targets) {
+      const pins = await loadPins();
+      const { store } = cacheDirs(values.cache ? String(values.cache) : undefined);
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        const plan = await planStages(stages, targets.length > 0 ? targets : defaultTargets(), config, pins, store);
+        console.log(formatPlan(plan, arch));
+      }
+    },
+  },
+  build: {
+    summary: 'build stages (default: the images) for an arch and profile',
+    usage: `tor-ramdisk build [STAGE…] [--arch x86_64|i686|all] [--profile P] [--jobs N] [--offline] [options]
+
+Builds the named stages and everything they need; stages whose inputs did not change
+are taken from the cache. Stage logs: <cache>/logs/<stage>/<key>.log.
+
+${configHelp}
+  --jobs N        parallel jobs (default: the number of cores)
+  --offline       use only cached downloads`,
+    options: { ...common, jobs: { type: 'string' }, offline: { type: 'boolean' } },
+    async run(values, targets) {
+      const pins = await loadPins();
+      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const jobs = values.jobs ? Number(values.jobs) : availableParallelism();
+      if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs ${String(values.jobs)}: expected a positive integer`);
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        const results = await buildStages({
+          registry: stages,
+          targets: targets.length > 0 ? targets : defaultTargets(),
+          config,
+          pins,
+          store: dirs.store,
+          downloads: dirs.downloads,
+          jobs,
+          offline: Boolean(values.offline),
+          renderer: renderer(),
+        });
+        for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : 'built '} ${r.dir}`);
+      }
+    },
+  },
+  config: {
+    summary: 'print the resolved configuration (--explain: with the layer that set each value)',
+    usage: `tor-ramdisk config [--explain] [options]
+
+${configHelp}`,
+    options: { ...common, explain: { type: 'boolean' } },
+    async run(values) {
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        if (values.explain) console.log(explainConfig(config));
+        else console.log(JSON.stringify(Object.fromEntries([...config.values].map(([k, v]) => [k, v.value])), null, 2));
+      }
+    },
+  },
+  doctor: {
+    summary: 'list missing host tools and the one command that installs them',
+    usage: 'tor-ramdisk doctor',
+    options: { help: common.help },
+    async run() {
+      const missing = missingTools(hostTools());
+      if (missing.length === 0) {
+        console.log('all host tools are installed');
+        return;
+      }
+      console.log(`missing: ${missing.map((t) => `${t.command} (${t.package})`).join(', ')}`);
+      console.log(`install them with: ${installCommand(missing)}`);
+      process.exitCode = ExitCode.missingTool;
+    },
+  },
+  clean: {
+    summary: 'remove stage outputs (--all: downloads too; --abandoned: only dead builds)',
+    usage: `tor-ramdisk clean [--abandoned | --all] [--cache DIR]
+
+Default: remove every stage output and log, keep the verified downloads.`,
+    options: { all: { type: 'boolean' }, abandoned: { type: 'boolean' }, cache: common.cache, help: common.help },
+    async run(values) {
+      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+      if (values.abandoned) {
+        console.log(`removed ${await dirs.store.sweepAbandoned()} abandoned build directories`);
+        return;
+      }
+      await rm(dirs.store.root, { recursive: true, force: true });
+      await rm(dirs.store.logRoot, { recursive: true, force: true });
+      if (values.all) await rm(dirs.root, { recursive: true, force: true });
+      console.log(`removed ${values.all ? dirs.root : `${dirs.store.root} and ${dirs.store.logRoot}`}`);
+    },
+  },
+};
+
+function defaultTargets(): string[] {
+  return [stages.at(-1)!.name];
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'tor-ramdisk: build tor-ramdisk images, a tiny Linux that runs a Tor relay from RAM',
+    '',
+    'usage: tor-ramdisk <command> [options]   (tor-ramdisk <command> --help for more)',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    `stages: ${stages.map((s) => s.name).join(', ')}`,
+    'exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : ExitCode.badInput;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`tor-ramdisk: unknown command "${name}"\n\n${usage()}`);
+    return ExitCode.badInput;
+  }
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: command.options ?? {}, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new InputError(`${name}: ${(error as Error).message}`, { hint: `tor-ramdisk ${name} --help` });
+    }
+    if (parsed.values.help) {
+      console.log(command.usage);
+      return 0;
+    }
+    await command.run(parsed.values as Record<string, unknown>, parsed.positionals);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    return report(error);
+  }
+}
+
+function report(error: unknown): number {
+  if (error instanceof TorRamdiskError) {
+    console.error(`tor-ramdisk: ${error.message}`);
+    if (error.hint) console.error(`hint: ${error.hint}`);
+    return error.exitCode;
+  }
+  console.error('tor-ramdisk: internal error:', error);
+  return ExitCode.internal;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,166 @@
+import { availableParallelism } from 'node:os';
+import { Listr, type ListrRendererValue } from 'listr2';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { MissingToolError, TorRamdiskError } from '../errors.js';
+import { run } from '../exec.js';
+import type { DownloadCache } from '../sources/cache.js';
+import type { Downloader } from '../sources/download.js';
+import { fetchSources, type FetchedFile } from '../sources/fetch.js';
+import type { SourcePins } from '../sources/pins.js';
+import { planStages, type PlannedStage } from './plan.js';
+import type { Stage, StageContext, StageOutput } from './stage.js';
+import type { StageStore } from './store.js';
+import { missingTools, installCommand } from './tools.js';
+
+export type Renderer = 'default' | 'simple' | 'silent';
+
+export interface BuildOptions {
+  registry: readonly Stage[];
+  targets: readonly string[];
+  config: ResolvedConfig;
+  pins: SourcePins;
+  store: StageStore;
+  downloads: DownloadCache;
+  /** Stages run side by side up to this many; each may use this many make jobs. */
+  jobs?: number;
+  offline?: boolean;
+  downloader?: Downloader;
+  keysDir?: string;
+  renderer?: Renderer;
+}
+
+export interface StageResult extends StageOutput {
+  cached: boolean;
+  durationMs: number;
+}
+
+/** Builds the targets and their dependencies; cached stages are skipped, the rest run in parallel. */
+export async function buildStages(options: BuildOptions): Promise<StageResult[]> {
+  const { config, store } = options;
+  const jobs = options.jobs ?? availableParallelism();
+  const plan = await planStages(options.registry, options.targets, config, options.pins, store);
+  await store.sweepAbandoned();
+  const missing = missingTools(plan.filter((p) => !p.cached).flatMap((p) => p.stage.tools ?? []));
+  if (missing.length > 0) throw new MissingToolError(missing.map((t) => t.command), installCommand(missing));
+
+  const abort = new AbortController();
+  // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
+  const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
+  const slots = new Semaphore(jobs);
+  const unreachableHosts = new Set<string>();
+
+  const runOne = async (planned: PlannedStage, update: (title: string) => void, output: (line: string) => void): Promise<StageResult> => {
+    const depOutputs: Record<string, StageOutput> = {};
+    for (const dep of planned.stage.deps ?? []) depOutputs[dep] = await results.get(dep)!.promise;
+    const started = Date.now();
+    const name = planned.stage.name;
+    if (planned.cached) {
+      await store.recordLast(name, config.arch, planned.inputs);
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
+    }
+    update(`${planned.stage.title} (waiting for a job slot)`);
+    const release = await slots.acquire();
+    const temp = await store.begin(name, planned.key);
+    try {
+      update(planned.stage.title);
+      const sources: Record<string, FetchedFile[]> = {};
+      for (const source of planned.stage.sources ?? []) {
+        output(`verifying ${source}`);
+        sources[source] = await fetchSources([options.pins.get(source)!], {
+          cache: options.downloads,
+          offline: options.offline ?? false,
+          unreachableHosts,
+          signal: abort.signal,
+          onEvent: output,
+          ...(options.downloader ? { downloader: options.downloader } : {}),
+          ...(options.keysDir ? { keysDir: options.keysDir } : {}),
+        });
+      }
+      const logPath = store.logPath(name, planned.key);
+      const ctx: StageContext = {
+        stage: planned.stage,
+        key: planned.key,
+        config,
+        out: temp.out,
+        work: temp.work,
+        deps: depOutputs,
+        sources,
+        jobs,
+        logPath,
+        signal: abort.signal,
+        exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, ...opts }),
+        progress: output,
+      };
+      await planned.stage.run(ctx);
+      const durationMs = Date.now() - started;
+      await store.commit(name, temp.dir, { key: planned.key, inputs: planned.inputs, builtAt: new Date().toISOString(), durationMs });
+      await store.recordLast(name, config.arch, planned.inputs);
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
+    } catch (error) {
+      await store.discard(temp.dir);
+      throw error instanceof TorRamdiskError ? error : new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error });
+    } finally {
+      release();
+    }
+  };
+
+  const tasks = new Listr(
+    plan.map((planned) => ({
+      title: planned.cached ? `${planned.stage.title} [cached]` : planned.stage.title,
+      task: async (_ctx: unknown, task: { title: string; output: string }) => {
+        const settle = results.get(planned.stage.name)!;
+        try {
+          const result = await runOne(
+            planned,
+            (title) => (task.title = title),
+            (line) => (task.output = line),
+          );
+          settle.resolve(result);
+          task.title = `${planned.stage.title} [${result.cached ? 'cached' : `built in ${(result.durationMs / 1000).toFixed(1)} s`}]`;
+        } catch (error) {
+          settle.reject(error);
+          abort.abort();
+          throw error;
+        }
+      },
+    })),
+    {
+      concurrent: true,
+      exitOnError: true,
+      renderer: (options.renderer ?? 'default') as ListrRendererValue,
+      rendererOptions: { collapseErrors: false },
+    } as ConstructorParameters<typeof Listr>[1],
+  );
+  await tasks.run();
+  return Promise.all(plan.map((p) => results.get(p.stage.name)!.promise));
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // a failure is reported by its own task; waiting stages see it too
+  return { promise, resolve, reject };
+}
+
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
+}
+

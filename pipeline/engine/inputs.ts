@@ -1,0 +1,89 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { InputError } from '../errors.js';
+import { canonicalJson, sha256, sha256File } from '../hash.js';
+import { projectRoot } from '../paths.js';
+import type { SourcePins } from '../sources/pins.js';
+import type { Stage } from './stage.js';
+
+/** Everything a stage's output depends on, in canonical form. Its sha256 is the stage's key. */
+export interface StageInputs {
+  stage: string;
+  definition: string;
+  sources: Record<string, { version: string; files: Record<string, string[]> }>;
+  config: Record<string, unknown>;
+  files: Record<string, string>;
+  deps: Record<string, string>;
+}
+
+export async function stageInputs(
+  stage: Stage,
+  config: ResolvedConfig,
+  pins: SourcePins,
+  depKeys: Record<string, string>,
+  root: string = projectRoot,
+): Promise<StageInputs> {
+  const sources: StageInputs['sources'] = {};
+  for (const name of stage.sources ?? []) {
+    const pin = pins.get(name);
+    if (!pin) throw new InputError(`stage ${stage.name} needs source "${name}", which configs/sources.json does not pin`, { hint: 'No pin, no build.' });
+    // Content hashes only: a new mirror URL does not change what is built.
+    sources[name] = {
+      version: pin.version,
+      files: Object.fromEntries(pin.files.map((f) => [f.name, [f.sha256, ...f.mirrors.map((m) => m.memberSha256 ?? m.sha256)]])),
+    };
+  }
+  const files: Record<string, string> = {};
+  for (const path of stage.files ?? []) Object.assign(files, await hashTree(root, join(root, path)));
+  return {
+    stage: stage.name,
+    definition: await sha256File(fileURLToPath(stage.definition)),
+    sources,
+    config: config.pick(stage.config ?? []),
+    files,
+    deps: Object.fromEntries((stage.deps ?? []).map((dep) => [dep, depKeys[dep]!])),
+  };
+}
+
+export function stageKey(inputs: StageInputs): string {
+  return sha256(canonicalJson(inputs));
+}
+
+async function hashTree(root: string, path: string): Promise<Record<string, string>> {
+  const info = await stat(path).catch(() => {
+    throw new InputError(`stage input ${relative(root, path)} does not exist`);
+  });
+  if (info.isFile()) {
+    // The mode matters too: an executable init script differs from a plain one.
+    return { [relative(root, path)]: `${sha256(await readFile(path))}:${(info.mode & 0o111) !== 0 ? 'x' : '-'}` };
+  }
+  const result: Record<string, string> = {};
+  for (const entry of (await readdir(path)).sort()) Object.assign(result, await hashTree(root, join(path, entry)));
+  return result;
+}
+
+/** Dotted paths whose values differ between two input sets: what `plan` reports as changed. */
+export function changedInputs(before: StageInputs, after: StageInputs): string[] {
+  const a = flatten(before);
+  const b = flatten(after);
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+  return keys.filter((key) => a[key] !== b[key]).map((key) => describeChange(key, a[key], b[key]));
+}
+
+function describeChange(key: string, before: string | undefined, after: string | undefined): string {
+  if (before === undefined) return `${key} (added)`;
+  if (after === undefined) return `${key} (removed)`;
+  const short = (v: string) => (/^"?[0-9a-f]{64}/.test(v) ? `${v.replace(/"/g, '').slice(0, 12)}…` : v);
+  return `${key}: ${short(before)} → ${short(after)}`;
+}
+
+function flatten(value: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out[prefix] = JSON.stringify(value);
+  }
+  return out;
+}

@@ -1,0 +1,55 @@
+import type { ResolvedConfig } from '../config/resolve.js';
+import type { RunOptions, RunResult } from '../exec.js';
+import type { FetchedFile } from '../sources/fetch.js';
+
+/** A host program a stage runs, and the Debian package that provides it. */
+export interface HostTool {
+  command: string;
+  package: string;
+}
+
+/**
+ * A stage is data plus one function. Everything it declares goes into its cache key;
+ * `run` writes only into `ctx.out` (and scratch files into `ctx.work`).
+ */
+export interface Stage {
+  name: string;
+  title: string;
+  /** `import.meta.url` of the module that defines the stage: its text is part of the key. */
+  definition: string;
+  /** Pinned sources it unpacks (names in configs/sources.json). */
+  sources?: readonly string[];
+  /** Configuration keys it reads; nothing else of the configuration reaches it. */
+  config?: readonly string[];
+  /** Stages whose outputs it uses. */
+  deps?: readonly string[];
+  /** Project files or folders it reads (kernel fragments, the initramfs tree). */
+  files?: readonly string[];
+  tools?: readonly HostTool[];
+  run(ctx: StageContext): Promise<void>;
+}
+
+export interface StageOutput {
+  stage: string;
+  key: string;
+  /** The stage's output directory in the cache (read-only for consumers). */
+  dir: string;
+}
+
+export interface StageContext {
+  stage: Stage;
+  key: string;
+  config: ResolvedConfig;
+  out: string;
+  work: string;
+  deps: Record<string, StageOutput>;
+  sources: Record<string, FetchedFile[]>;
+  /** Parallel jobs this stage may use (make -j). */
+  jobs: number;
+  logPath: string;
+  signal: AbortSignal;
+  /** Runs an external command with this stage's log, name and cancellation. */
+  exec(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+  /** One line of progress for the display. */
+  progress(line: string): void;
+}

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sha256File } from '../hash.js';
+
+/**
+ * Content-addressed download store: a file lives at `sha256/<its sha256>` and nowhere else.
+ * Files enter only by rename after verification, so a killed download never looks complete.
+ */
+export class DownloadCache {
+  readonly dir: string;
+  readonly tmpDir: string;
+
+  constructor(cacheRoot: string) {
+    this.dir = join(cacheRoot, 'downloads', 'sha256');
+    this.tmpDir = join(cacheRoot, 'downloads', 'tmp');
+  }
+
+  pathOf(sha256: string): string {
+    return join(this.dir, sha256);
+  }
+
+  /** The cached file if present and still intact; a corrupt one is deleted. */
+  async lookup(sha256: string): Promise<{ path?: string; corrupt?: string }> {
+    const path = this.pathOf(sha256);
+    if (!(await exists(path))) return {};
+    const actual = await sha256File(path);
+    if (actual === sha256) return { path };
+    await rm(path, { force: true });
+    return { corrupt: actual };
+  }
+
+  async tempPath(label: string): Promise<string> {
+    await mkdir(this.tmpDir, { recursive: true });
+    return join(this.tmpDir, `${label.replace(/[^A-Za-z0-9._-]/g, '_')}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  }
+
+  async commit(tempPath: string, sha256: string): Promise<string> {
+    await mkdir(this.dir, { recursive: true });
+    const path = this.pathOf(sha256);
+    await rename(tempPath, path);
+    return path;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}

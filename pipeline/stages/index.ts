@@ -1,0 +1,10 @@
+import type { HostTool, Stage } from '../engine/stage.js';
+import { toolchainStage } from './toolchain.js';
+
+/** Every stage of the pipeline; the last one is what `build` makes by default. */
+export const stages: readonly Stage[] = [toolchainStage];
+
+/** Host tools every stage may need, for `doctor` and the README's set-up command. */
+export function hostTools(): HostTool[] {
+  return stages.flatMap((s) => s.tools ?? []);
+}
