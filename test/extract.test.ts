@@ -64,6 +64,13 @@ test('an honest archive extracts, with its top directory stripped, through xz an
   }
 });
 
+test('a link that escapes only once the top directory is stripped is refused', async (t) => {
+  const { root, dest, archive } = await hostile([{ path: 'pkg-1.0/sneaky', type: 'symlink', linkpath: '../outside' }]);
+  await t.notThrowsAsync(extractTarball(archive, join(root, 'unstripped')));
+  const error = await t.throwsAsync(extractTarball(archive, dest, { strip: 1, label: 'evil-1.0.tar' }));
+  t.regex(error!.message, /entry "pkg-1\.0\/sneaky" is a symlink pointing outside the tree/);
+});
+
 test('unsafeEntry keeps in-tree links and refuses the rest', (t) => {
   t.is(unsafeEntry('SymbolicLink', 'a/b/c', '../d'), undefined);
   t.is(unsafeEntry('SymbolicLink', 'a/b', '../../x')?.includes('outside'), true);

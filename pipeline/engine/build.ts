@@ -113,7 +113,8 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
           const result = await runOne(
             planned,
             (title) => (task.title = title),
-            (line) => (task.output = line),
+            // Without a live display, lines would scroll by by the thousand: the log file has them.
+            options.renderer === 'default' || options.renderer === undefined ? (line) => (task.output = line) : () => {},
           );
           settle.resolve(result);
           task.title = `${planned.stage.title} [${result.cached ? 'cached' : `built in ${(result.durationMs / 1000).toFixed(1)} s`}]`;

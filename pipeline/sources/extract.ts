@@ -1,10 +1,10 @@
-import { mkdir } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
 import * as tar from 'tar';
 import { InputError, TorRamdiskError } from '../errors.js';
-import { runStreaming } from '../exec.js';
+import { run, runStreaming } from '../exec.js';
 
 export class UnsafeArchiveError extends TorRamdiskError {
   constructor(archive: string, entry: string, why: string) {
@@ -32,11 +32,20 @@ export function unsafeEntry(type: string, path: string, linkpath: string | undef
   return undefined;
 }
 
-function decompressor(archive: string): string[] | undefined {
-  if (/\.(tar\.xz|txz)$/.test(archive)) return ['xz', '-dc'];
-  if (/\.(tar\.bz2|tbz2)$/.test(archive)) return ['bzip2', '-dc'];
-  if (/\.(tar\.gz|tgz|tar)$/.test(archive)) return undefined; // node-tar reads gzip itself
-  throw new InputError(`cannot extract ${archive}: unknown archive type`, { hint: 'Supported: .tar, .tar.gz, .tar.xz, .tar.bz2' });
+/** The decompressor for an archive, from its first bytes (cache files have no extension). */
+async function decompressor(archive: string, label: string): Promise<string[] | undefined> {
+  const handle = await open(archive, 'r');
+  const magic = Buffer.alloc(262);
+  try {
+    await handle.read(magic, 0, magic.length, 0);
+  } finally {
+    await handle.close();
+  }
+  if (magic.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return ['xz', '-dc'];
+  if (magic.subarray(0, 3).toString('latin1') === 'BZh') return ['bzip2', '-dc'];
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return undefined; // node-tar reads gzip itself
+  if (magic.subarray(257, 262).toString('latin1') === 'ustar') return undefined;
+  throw new InputError(`cannot extract ${label}: not a tar, tar.gz, tar.xz or tar.bz2 archive`);
 }
 
 export interface ExtractOptions {
@@ -47,45 +56,53 @@ export interface ExtractOptions {
 }
 
 /**
- * Extracts a tarball into `destination`, refusing the whole archive if any entry is absolute,
- * climbs out with `..`, is a device or FIFO, or is a link that points outside the tree.
- * Unsafe entries are never written; on refusal the caller discards `destination`.
+ * Extracts a tarball into `destination`. First every entry is read and checked (without
+ * writing anything): one absolute path, `..` component, device, FIFO, or link pointing
+ * outside the tree refuses the whole archive. Only then does GNU tar unpack it.
  */
 export async function extractTarball(archive: string, destination: string, options: ExtractOptions = {}): Promise<void> {
   const label = options.label ?? archive;
+  await inspectTarball(archive, label, options.strip ?? 0);
   await mkdir(destination, { recursive: true });
+  await run('tar', [
+    '-x',
+    '-f',
+    archive,
+    '-C',
+    destination,
+    `--strip-components=${options.strip ?? 0}`,
+    '--no-same-owner',
+    '--no-same-permissions',
+    '--delay-directory-restore',
+  ]).catch((error: Error) => {
+    throw new InputError(`cannot extract ${label}: ${error.message}`, { cause: error });
+  });
+}
+
+/** Reads every entry of the archive and throws on the first unsafe one. */
+async function inspectTarball(archive: string, label: string, strip: number): Promise<void> {
   let refusal: UnsafeArchiveError | undefined;
-  const extractor = tar.x({
-    cwd: destination,
-    strip: options.strip ?? 0,
+  const lister = tar.t({
     strict: true,
-    preserveOwner: false,
-    noChmod: false,
-    filter: (path, entry) => {
-      const type = 'type' in entry ? entry.type : 'File';
-      const linkpath = 'linkpath' in entry ? (entry.linkpath as string | undefined) : undefined;
-      const why = unsafeEntry(type, path, linkpath);
-      if (why && !refusal) refusal = new UnsafeArchiveError(label, path, why);
-      return !why && !refusal;
+    onReadEntry: (entry) => {
+      // Judge each entry where it will land: a link that stays inside `pkg-1.0/` may escape once that is stripped.
+      const landed = entry.path.split('/').slice(strip).join('/');
+      const why = entry.path.startsWith('/') ? 'has an absolute path' : landed ? unsafeEntry(entry.type, landed, entry.linkpath) : undefined;
+      if (why && !refusal) refusal = new UnsafeArchiveError(label, entry.path, why);
+      entry.resume();
     },
   });
-  const command = decompressor(archive);
-  if (command) {
-    const decompress = runStreaming(command[0]!, [...command.slice(1), archive]);
-    try {
-      await pipeline(decompress.stdout, extractor);
-    } catch (error) {
-      throw new InputError(`cannot extract ${label}: ${(error as Error).message}`, { cause: error });
+  const command = await decompressor(archive, label);
+  try {
+    if (command) {
+      const decompress = runStreaming(command[0]!, [...command.slice(1), archive]);
+      await pipeline(decompress.stdout, lister);
+      await decompress.done;
+    } else {
+      await pipeline(createReadStream(archive), lister);
     }
-    await decompress.done.catch((error: Error) => {
-      throw new InputError(`cannot extract ${label}: ${error.message}`, { cause: error });
-    });
-  } else {
-    try {
-      await pipeline(createReadStream(archive), extractor);
-    } catch (error) {
-      throw new InputError(`cannot extract ${label}: ${(error as Error).message}`, { cause: error });
-    }
+  } catch (error) {
+    throw new InputError(`cannot read ${label} as a tar archive: ${(error as Error).message}`, { cause: error });
   }
   if (refusal) throw refusal;
 }

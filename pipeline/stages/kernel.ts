@@ -1,0 +1,125 @@
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ResolvedConfig } from '../config/resolve.js';
+import type { Stage, StageContext } from '../engine/stage.js';
+import { BuildError, InputError } from '../errors.js';
+import { explainDrop } from '../kconfig/depends.js';
+import { checkFragments, configValues, mergeFragments, parseKconfig, readFragment, type Fragment } from '../kconfig/fragment.js';
+import { projectRoot } from '../paths.js';
+import { extractTarball } from '../sources/extract.js';
+import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
+
+export const KERNEL_FRAGMENTS_DIR = join(projectRoot, 'kernel');
+
+/** The fragments of a build, in the order they are applied. */
+export function kernelFragmentNames(config: ResolvedConfig): string[] {
+  return ['base', 'hardening', `arch-${config.arch}`, 'drivers', ...(config.get('logging.kernel') ? ['debug'] : [])];
+}
+
+/** What `kernel-config` leaves for `kernel check`: every fragment symbol, wanted and actual. */
+export interface FragmentReport {
+  fragment: string;
+  symbol: string;
+  wanted: string;
+  actual: string;
+}
+
+const CONFIG_KEYS = ['arch', 'logging.kernel', 'kernel.modules', 'build.sourceDateEpoch'] as const;
+const KERNEL_TOOLS = [
+  { command: 'make', package: 'make' },
+  { command: 'gcc', package: 'gcc' },
+  { command: 'bc', package: 'bc' },
+  { command: 'flex', package: 'flex' },
+  { command: 'bison', package: 'bison' },
+  { command: 'perl', package: 'perl' },
+  { command: 'xz', package: 'xz-utils' },
+  { command: 'pkg-config', package: 'pkg-config' },
+];
+
+function reproducibleEnv(ctx: StageContext, tc: Toolchain): Record<string, string> {
+  const epoch = Number(ctx.config.get('build.sourceDateEpoch'));
+  return {
+    ...(tc.binDir ? { PATH: `${tc.binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } : {}),
+    SOURCE_DATE_EPOCH: String(epoch),
+    KBUILD_BUILD_TIMESTAMP: new Date(epoch * 1000).toUTCString(),
+    KBUILD_BUILD_USER: 'tor-ramdisk',
+    KBUILD_BUILD_HOST: 'tor-ramdisk',
+    KBUILD_BUILD_VERSION: '1',
+  };
+}
+
+async function kernelTree(ctx: StageContext): Promise<{ src: string; build: string; tc: Toolchain; make: (...targets: string[]) => Promise<unknown> }> {
+  if (ctx.config.get('kernel.modules')) throw new InputError('kernel.modules is true, but the image kernel is built without module support', { hint: 'Leave kernel.modules locked to false.' });
+  const tc = await readToolchain(ctx.deps.toolchain!.dir);
+  const src = join(ctx.work, 'linux');
+  const build = join(ctx.work, 'build');
+  ctx.progress('extracting linux');
+  await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name });
+  const env = reproducibleEnv(ctx, tc);
+  const make = (...targets: string[]) =>
+    ctx.exec('make', ['-C', src, `O=${build}`, `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
+  return { src, build, tc, make };
+}
+
+/** allnoconfig, then the fragments, then olddefconfig; every symbol a fragment set must survive. */
+export const kernelConfigStage: Stage = {
+  name: 'kernel-config',
+  title: 'kernel configuration',
+  definition: import.meta.url,
+  sources: ['linux'],
+  deps: ['toolchain'],
+  config: CONFIG_KEYS,
+  files: ['kernel'],
+  tools: KERNEL_TOOLS,
+  async run(ctx) {
+    const { src, build, make } = await kernelTree(ctx);
+    const fragments: Fragment[] = [];
+    for (const name of kernelFragmentNames(ctx.config)) fragments.push(await readFragment(join(KERNEL_FRAGMENTS_DIR, `${name}.config`), { name: `kernel/${name}.config` }));
+    await make('allnoconfig');
+    const dotConfig = join(build, '.config');
+    await writeFile(dotConfig, mergeFragments(await readFile(dotConfig, 'utf8'), fragments));
+    await make('olddefconfig');
+    const final = parseKconfig(await readFile(dotConfig, 'utf8'), '.config');
+    const mismatches = checkFragments(fragments, final);
+    if (mismatches.length > 0) {
+      const values = configValues(final);
+      const lines = await Promise.all(
+        mismatches.map(async (m) => `  ${m.fragment}: ${m.symbol} wanted ${m.wanted}, got ${m.actual}: ${await explainDrop(src, m.symbol, values)}`),
+      );
+      throw new BuildError(`kernel configuration: Kconfig dropped ${mismatches.length} symbol(s) that a fragment set:\n${lines.join('\n')}`, ctx.stage.name, ctx.logPath, {
+        hint: 'Turn on the dependency in the same fragment, or move the symbol to kernel/kspp-deviations.md with the reason.',
+      });
+    }
+    const values = configValues(final);
+    const report: FragmentReport[] = fragments.flatMap((f) => f.settings.map((s) => ({ fragment: f.name, symbol: s.symbol, wanted: s.value, actual: values.get(s.symbol) ?? 'n' })));
+    await copyFile(dotConfig, join(ctx.out, 'config'));
+    await writeFile(join(ctx.out, 'fragments.json'), `${JSON.stringify(report, null, 2)}\n`);
+  },
+};
+
+/** The bzImage, built from the checked configuration with a fixed timestamp, user and host. */
+export const kernelStage: Stage = {
+  name: 'kernel',
+  title: 'kernel',
+  definition: import.meta.url,
+  sources: ['linux'],
+  deps: ['toolchain', 'kernel-config'],
+  config: CONFIG_KEYS,
+  tools: KERNEL_TOOLS,
+  async run(ctx) {
+    const { build, make } = await kernelTree(ctx);
+    const config = join(ctx.deps['kernel-config']!.dir, 'config');
+    await mkdir(build, { recursive: true });
+    await copyFile(config, join(build, '.config'));
+    await make('olddefconfig');
+    if ((await readFile(join(build, '.config'), 'utf8')) !== (await readFile(config, 'utf8'))) {
+      throw new BuildError('kernel: olddefconfig changed the checked configuration', ctx.stage.name, ctx.logPath);
+    }
+    ctx.progress('building bzImage');
+    await make('bzImage');
+    await copyFile(join(build, 'arch', 'x86', 'boot', 'bzImage'), join(ctx.out, 'bzImage'));
+    await copyFile(config, join(ctx.out, 'config'));
+    const { size } = await stat(join(ctx.out, 'bzImage'));
+    ctx.progress(`bzImage ${size} bytes`);
+  },
+};
