@@ -6,11 +6,13 @@ import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
 import { cacheDirs, configFor } from './context.js';
 import { buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
-import { installCommand, missingTools } from './engine/tools.js';
-import { ExitCode, InputError, TorRamdiskError } from './errors.js';
+import { installCommand, missingTools, packagesFor } from './engine/tools.js';
+import { ExitCode, InputError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
 import { loadPins } from './sources/pins.js';
-import { hostTools, stages } from './stages/index.js';
+import { buildTools, testTools } from './host-tools.js';
+import { run } from './exec.js';
+import { stages } from './stages/index.js';
 import { rm } from 'node:fs/promises';
 
 const common = {
@@ -161,18 +163,33 @@ ${configHelp}`,
     },
   },
   doctor: {
-    summary: 'list missing host tools and the one command that installs them',
-    usage: 'tor-ramdisk doctor',
-    options: { help: common.help },
-    async run() {
-      const missing = missingTools(hostTools());
+    summary: 'list missing host tools and the one command that installs them (--install: run it)',
+    usage: `tor-ramdisk doctor [--tests] [--install]
+
+Checks that every host tool the build needs is on PATH (--tests: also what \`npm test\`
+needs) and prints the one apt-get command that installs what is missing.
+--install runs that command (as root, on Debian).`,
+    options: { tests: { type: 'boolean' }, install: { type: 'boolean' }, help: common.help },
+    async run(values) {
+      const missing = missingTools([...buildTools(), ...(values.tests ? testTools : [])]);
       if (missing.length === 0) {
         console.log('all host tools are installed');
         return;
       }
+      const command = installCommand(missing);
       console.log(`missing: ${missing.map((t) => `${t.command} (${t.package})`).join(', ')}`);
-      console.log(`install them with: ${installCommand(missing)}`);
-      process.exitCode = ExitCode.missingTool;
+      if (!values.install) {
+        console.log(`install them with: ${command}`);
+        process.exitCode = ExitCode.missingTool;
+        return;
+      }
+      const env = { DEBIAN_FRONTEND: 'noninteractive' };
+      const show = { onLine: (line: string) => console.log(line) };
+      await run('apt-get', ['update', '-qq'], { env, ...show });
+      await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packagesFor(missing)], { env, ...show });
+      const still = missingTools([...buildTools(), ...(values.tests ? testTools : [])]);
+      if (still.length > 0) throw new MissingToolError(still.map((t) => t.command), installCommand(still));
+      console.log('all host tools are installed');
     },
   },
   clean: {

@@ -18,6 +18,10 @@ export function missingTools(tools: readonly HostTool[]): HostTool[] {
   return [...unique.values()].filter((tool) => !onPath(tool.command));
 }
 
+export function packagesFor(tools: readonly HostTool[]): string[] {
+  return [...new Set(tools.map((t) => t.package))].sort();
+}
+
 export function installCommand(tools: readonly HostTool[]): string {
-  return `apt-get install -y ${[...new Set(tools.map((t) => t.package))].sort().join(' ')}`;
+  return `apt-get install -y ${packagesFor(tools).join(' ')}`;
 }

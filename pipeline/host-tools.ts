@@ -1,0 +1,21 @@
+import type { HostTool } from './engine/stage.js';
+import { stages } from './stages/index.js';
+
+/** What the test suite runs besides the build's own tools: gpg for signatures, QEMU for boots. */
+export const testTools: readonly HostTool[] = [
+  { command: 'gpg', package: 'gnupg' },
+  { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
+  { command: 'qemu-system-i386', package: 'qemu-system-x86' },
+];
+
+/** Host tools the stages declare, plus what fetching and unpacking need. */
+export function buildTools(): HostTool[] {
+  return [
+    { command: 'gpgv', package: 'gpgv' },
+    { command: 'tar', package: 'tar' },
+    { command: 'xz', package: 'xz-utils' },
+    { command: 'bzip2', package: 'bzip2' },
+    { command: 'dpkg-deb', package: 'dpkg' },
+    ...stages.flatMap((s) => s.tools ?? []),
+  ];
+}
