@@ -6,14 +6,16 @@ import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
 import { cacheDirs, configFor } from './context.js';
 import { buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
-import { installCommand, missingTools, packagesFor } from './engine/tools.js';
+import { installCommand, missingTools, packagesFor, toolName } from './engine/tools.js';
 import { ExitCode, InputError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
 import { loadPins } from './sources/pins.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { stages } from './stages/index.js';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FragmentReport } from './stages/kernel.js';
 
 const common = {
   arch: { type: 'string', default: 'x86_64' },
@@ -148,6 +150,31 @@ ${configHelp}
       }
     },
   },
+  kernel: {
+    summary: 'kernel check: each kernel fragment symbol, wanted and actual',
+    usage: `tor-ramdisk kernel check [--arch A] [options]
+
+Configures the kernel (a cached stage after the first run) and prints every symbol the
+fragments in kernel/ set, with the wanted and the actual value.
+
+${configHelp}`,
+    options: { ...common },
+    async run(values, positionals) {
+      if (positionals[0] !== 'check' || positionals.length !== 1) throw new InputError('usage: tor-ramdisk kernel check [--arch A]');
+      const pins = await loadPins();
+      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        const results = await buildStages({ registry: stages, targets: ['kernel-config'], config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
+        const report = JSON.parse(await readFile(join(results.find((r) => r.stage === 'kernel-config')!.dir, 'fragments.json'), 'utf8')) as FragmentReport[];
+        const width = Math.max(...report.map((r) => r.symbol.length));
+        console.log(`kernel configuration for ${arch}: ${report.length} symbols set by fragments`);
+        for (const r of report) {
+          console.log(`${r.wanted === r.actual ? 'ok  ' : 'DIFF'}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}`);
+        }
+      }
+    },
+  },
   config: {
     summary: 'print the resolved configuration (--explain: with the layer that set each value)',
     usage: `tor-ramdisk config [--explain] [options]
@@ -177,7 +204,7 @@ needs) and prints the one apt-get command that installs what is missing.
         return;
       }
       const command = installCommand(missing);
-      console.log(`missing: ${missing.map((t) => `${t.command} (${t.package})`).join(', ')}`);
+      console.log(`missing: ${missing.map((t) => `${toolName(t)} (${t.package})`).join(', ')}`);
       if (!values.install) {
         console.log(`install them with: ${command}`);
         process.exitCode = ExitCode.missingTool;
@@ -188,7 +215,7 @@ needs) and prints the one apt-get command that installs what is missing.
       await run('apt-get', ['update', '-qq'], { env, ...show });
       await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packagesFor(missing)], { env, ...show });
       const still = missingTools([...buildTools(), ...(values.tests ? testTools : [])]);
-      if (still.length > 0) throw new MissingToolError(still.map((t) => t.command), installCommand(still));
+      if (still.length > 0) throw new MissingToolError(still.map(toolName), installCommand(still));
       console.log('all host tools are installed');
     },
   },

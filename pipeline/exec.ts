@@ -128,3 +128,22 @@ export function runStreaming(command: string, args: readonly string[]): { stdout
   });
   return { stdout: subprocess.stdout, done };
 }
+
+/**
+ * Starts a long-running command whose console is driven by the caller (a QEMU guest's serial
+ * line): stdin and stdout are pipes, stderr is kept, and it is killed at the timeout.
+ */
+export function startInteractive(command: string, args: readonly string[], options: { timeoutMs: number; signal?: AbortSignal }): ResultPromise {
+  return execa(command, args as string[], {
+    env: baseEnv(),
+    extendEnv: false,
+    timeout: options.timeoutMs,
+    cancelSignal: options.signal,
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    forceKillAfterDelay: 2000,
+  } as Options);
+}

@@ -10,7 +10,7 @@ import type { SourcePins } from '../sources/pins.js';
 import { planStages, type PlannedStage } from './plan.js';
 import type { Stage, StageContext, StageOutput } from './stage.js';
 import type { StageStore } from './store.js';
-import { missingTools, installCommand } from './tools.js';
+import { installCommand, missingTools, toolName } from './tools.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -41,7 +41,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   const plan = await planStages(options.registry, options.targets, config, options.pins, store);
   await store.sweepAbandoned();
   const missing = missingTools(plan.filter((p) => !p.cached).flatMap((p) => p.stage.tools ?? []));
-  if (missing.length > 0) throw new MissingToolError(missing.map((t) => t.command), installCommand(missing));
+  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
   const abort = new AbortController();
   // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.

@@ -2,11 +2,8 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import type { RunOptions, RunResult } from '../exec.js';
 import type { FetchedFile } from '../sources/fetch.js';
 
-/** A host program a stage runs, and the Debian package that provides it. */
-export interface HostTool {
-  command: string;
-  package: string;
-}
+/** A host program (or header, or library file) a stage needs, and the Debian package that provides it. */
+export type HostTool = { package: string } & ({ command: string } | { file: string });
 
 /**
  * A stage is data plus one function. Everything it declares goes into its cache key;

@@ -13,9 +13,23 @@ export function onPath(command: string, path: string = process.env.PATH ?? ''): 
   });
 }
 
+export function toolName(tool: HostTool): string {
+  return 'command' in tool ? tool.command : tool.file;
+}
+
+function present(tool: HostTool): boolean {
+  if ('command' in tool) return onPath(tool.command);
+  try {
+    accessSync(tool.file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function missingTools(tools: readonly HostTool[]): HostTool[] {
-  const unique = new Map(tools.map((t) => [t.command, t]));
-  return [...unique.values()].filter((tool) => !onPath(tool.command));
+  const unique = new Map(tools.map((t) => [toolName(t), t]));
+  return [...unique.values()].filter((tool) => !present(tool));
 }
 
 export function packagesFor(tools: readonly HostTool[]): string[] {

@@ -34,6 +34,8 @@ const KERNEL_TOOLS = [
   { command: 'perl', package: 'perl' },
   { command: 'xz', package: 'xz-utils' },
   { command: 'pkg-config', package: 'pkg-config' },
+  { file: '/usr/include/libelf.h', package: 'libelf-dev' },
+  { file: '/usr/include/openssl/ssl.h', package: 'libssl-dev' },
 ];
 
 function reproducibleEnv(ctx: StageContext, tc: Toolchain): Record<string, string> {

@@ -27,6 +27,7 @@ export const toolchainStage: Stage = {
   tools: [
     { command: 'x86_64-linux-gnu-gcc', package: 'gcc' },
     { command: 'i686-linux-gnu-gcc', package: 'gcc-i686-linux-gnu' },
+    { file: '/usr/i686-linux-gnu/include/stdio.h', package: 'libc6-dev-i386-cross' },
   ],
   async run(ctx) {
     const tc = describe(ctx);

@@ -1,0 +1,143 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Arch } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { startInteractive } from '../exec.js';
+import { projectRoot } from '../paths.js';
+
+/** A machine definition, `qemu/<arch>.json`: the CPU model is pinned (TCG quirks differ by model). */
+export interface Machine {
+  binary: string;
+  machine: string;
+  cpu: string;
+  memoryMb: number;
+}
+
+export async function readMachine(arch: Arch): Promise<Machine> {
+  const path = join(projectRoot, 'qemu', `${arch}.json`);
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Machine;
+  } catch (error) {
+    throw new InputError(`cannot read machine definition ${path}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Guest networking. There is no other kind: user networking with restrict=on, so the guest
+ * reaches only what a forward names, and forwards name only 127.0.0.1.
+ */
+export interface GuestNetwork {
+  /** `tcp:127.0.0.1:HOSTPORT-:GUESTPORT`: host 127.0.0.1:HOSTPORT reaches the guest (never `tcp::`, which binds every address). */
+  hostfwd?: string[];
+  /** `tcp:GUESTADDR:GUESTPORT-tcp:127.0.0.1:PORT`: the guest reaches one local server. */
+  guestfwd?: string[];
+}
+
+export interface BootOptions {
+  arch: Arch;
+  kernel: string;
+  initrd?: string;
+  append: string;
+  /** Extra devices, e.g. `virtio-rng-pci`. */
+  devices?: string[];
+  network?: GuestNetwork;
+  /** Data for the guest through fw_cfg (`name=opt/...,file=...`): never on the command line. */
+  fwCfg?: string[];
+  timeoutMs: number;
+}
+
+export function qemuArgs(machine: Machine, options: BootOptions): string[] {
+  const args = [
+    '-nodefaults',
+    '-no-user-config',
+    '-M',
+    machine.machine,
+    '-cpu',
+    machine.cpu,
+    '-m',
+    String(machine.memoryMb),
+    '-display',
+    'none',
+    '-serial',
+    'stdio',
+    '-monitor',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    options.kernel,
+    ...(options.initrd ? ['-initrd', options.initrd] : []),
+    '-append',
+    options.append,
+  ];
+  for (const device of options.devices ?? []) args.push('-device', device);
+  for (const item of options.fwCfg ?? []) args.push('-fw_cfg', item);
+  if (!options.network) {
+    args.push('-nic', 'none');
+  } else {
+    for (const forward of [...(options.network.hostfwd ?? []), ...(options.network.guestfwd ?? [])]) {
+      const local = forward.startsWith('tcp:127.0.0.1:') || /-tcp:127\.0\.0\.1:\d+$/.test(forward);
+      if (!local) throw new InputError(`QEMU forward "${forward}" does not stay on 127.0.0.1`);
+    }
+    const forwards = [...(options.network.hostfwd ?? []).map((f) => `hostfwd=${f}`), ...(options.network.guestfwd ?? []).map((f) => `guestfwd=${f}`)];
+    args.push('-netdev', ['user', 'id=net0', 'restrict=on', ...forwards].join(','), '-device', 'virtio-net-pci,netdev=net0');
+  }
+  return args;
+}
+
+/** A running guest: its serial output so far, a way to wait for a line, and to type. */
+export interface Guest {
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  type(text: string): void;
+  /** Resolves when QEMU exits (the guest powered off, or the timeout killed it). */
+  exited: Promise<{ exitCode: number | undefined; timedOut: boolean; stderr: string }>;
+  kill(): void;
+}
+
+export async function boot(options: BootOptions): Promise<Guest> {
+  const machine = await readMachine(options.arch);
+  const child = startInteractive(machine.binary, qemuArgs(machine, options), { timeoutMs: options.timeoutMs });
+  let output = '';
+  let stderr = '';
+  const waiters = new Set<() => void>();
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8').replace(/\r/g, '');
+    for (const wake of waiters) wake();
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+  let done = false;
+  const exited = child.then((result) => {
+    done = true;
+    for (const wake of waiters) wake();
+    return { exitCode: result.exitCode, timedOut: Boolean(result.timedOut), stderr };
+  });
+  return {
+    output: () => output,
+    exited,
+    kill: () => child.kill('SIGKILL'),
+    type: (text) => child.stdin!.write(text),
+    waitFor: (pattern, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = output.match(pattern);
+          if (match) {
+            finish();
+            resolve(match);
+          } else if (done) {
+            finish();
+            reject(new Error(`the guest exited before printing ${pattern}; its serial output:\n${output.slice(-3000)}\nqemu stderr:\n${stderr}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          finish();
+          reject(new Error(`no ${pattern} on the serial console within ${timeoutMs} ms; its output:\n${output.slice(-3000)}`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      }),
+  };
+}

@@ -1,0 +1,38 @@
+import test from 'ava';
+import { checkFragments, mergeFragments, parseKconfig } from '../pipeline/kconfig/fragment.js';
+
+test('a fragment says on with =y and off with "is not set"', (t) => {
+  const fragment = parseKconfig('# comment\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="text"\nCONFIG_D=100\n', 'f.config');
+  t.deepEqual(
+    fragment.settings.map((s) => [s.symbol, s.value]),
+    [
+      ['CONFIG_A', 'y'],
+      ['CONFIG_B', 'n'],
+      ['CONFIG_C', '"text"'],
+      ['CONFIG_D', '100'],
+    ],
+  );
+});
+
+test('CONFIG_X=n is refused, naming the file and line', (t) => {
+  const error = t.throws(() => parseKconfig('CONFIG_A=y\nCONFIG_B=n\n', 'kernel/base.config'));
+  t.regex(error!.message, /kernel\/base\.config:2: CONFIG_B=n is not how Kconfig says "off"/);
+});
+
+test('fragments merge in order onto a base config; the last one wins', (t) => {
+  const base = 'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_KEEP=y\n';
+  const merged = mergeFragments(base, [parseKconfig('CONFIG_B=y\nCONFIG_C=y\n', 'one'), parseKconfig('# CONFIG_A is not set\n# CONFIG_C is not set\n', 'two')]);
+  const values = Object.fromEntries(parseKconfig(merged, 'merged').settings.map((s) => [s.symbol, s.value]));
+  t.deepEqual(values, { CONFIG_KEEP: 'y', CONFIG_A: 'n', CONFIG_B: 'y', CONFIG_C: 'n' });
+});
+
+test('the check names the fragment and symbol Kconfig dropped', (t) => {
+  const fragments = [parseKconfig('CONFIG_NET=y\nCONFIG_E1000=y\n', 'kernel/drivers.config'), parseKconfig('CONFIG_NET=y\n', 'kernel/base.config')];
+  const final = parseKconfig('CONFIG_NET=y\n# CONFIG_PCI is not set\n', '.config');
+  t.deepEqual(checkFragments(fragments, final), [{ fragment: 'kernel/drivers.config', symbol: 'CONFIG_E1000', wanted: 'y', actual: 'n (absent)' }]);
+});
+
+test('a symbol that stays off as asked is not a mismatch, whether written or absent', (t) => {
+  const fragments = [parseKconfig('# CONFIG_MODULES is not set\n# CONFIG_GONE is not set\n', 'base')];
+  t.deepEqual(checkFragments(fragments, parseKconfig('# CONFIG_MODULES is not set\n', '.config')), []);
+});
