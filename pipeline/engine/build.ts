@@ -8,7 +8,7 @@ import type { Downloader } from '../sources/download.js';
 import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
 import { planStages, type PlannedStage } from './plan.js';
-import type { Stage, StageContext, StageOutput } from './stage.js';
+import { stageSources, type Stage, type StageContext, type StageOutput } from './stage.js';
 import type { StageStore } from './store.js';
 import { installCommand, missingTools, toolName } from './tools.js';
 
@@ -64,7 +64,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     try {
       update(planned.stage.title);
       const sources: Record<string, FetchedFile[]> = {};
-      for (const source of planned.stage.sources ?? []) {
+      for (const source of stageSources(planned.stage, config)) {
         output(`verifying ${source}`);
         sources[source] = await fetchSources([options.pins.get(source)!], {
           cache: options.downloads,

@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { canonicalJson, sha256, sha256File } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import type { SourcePins } from '../sources/pins.js';
-import type { Stage } from './stage.js';
+import { stageSources, type Stage } from './stage.js';
 
 /** Everything a stage's output depends on, in canonical form. Its sha256 is the stage's key. */
 export interface StageInputs {
@@ -26,7 +26,7 @@ export async function stageInputs(
   root: string = projectRoot,
 ): Promise<StageInputs> {
   const sources: StageInputs['sources'] = {};
-  for (const name of stage.sources ?? []) {
+  for (const name of stageSources(stage, config)) {
     const pin = pins.get(name);
     if (!pin) throw new InputError(`stage ${stage.name} needs source "${name}", which configs/sources.json does not pin`, { hint: 'No pin, no build.' });
     // Content hashes only: a new mirror URL does not change what is built.
@@ -39,12 +39,18 @@ export async function stageInputs(
   for (const path of stage.files ?? []) Object.assign(files, await hashTree(root, join(root, path)));
   return {
     stage: stage.name,
-    definition: await sha256File(fileURLToPath(stage.definition)),
+    definition: await definitionHash(stage),
     sources,
     config: config.pick(stage.config ?? []),
     files,
     deps: Object.fromEntries((stage.deps ?? []).map((dep) => [dep, depKeys[dep]!])),
   };
+}
+
+async function definitionHash(stage: Stage): Promise<string> {
+  const modules = typeof stage.definition === 'string' ? [stage.definition] : stage.definition;
+  if (modules.length === 1) return sha256File(fileURLToPath(modules[0]!));
+  return sha256((await Promise.all(modules.map((m) => sha256File(fileURLToPath(m))))).join('\n'));
 }
 
 export function stageKey(inputs: StageInputs): string {

@@ -12,10 +12,10 @@ export type HostTool = { package: string } & ({ command: string } | { file: stri
 export interface Stage {
   name: string;
   title: string;
-  /** `import.meta.url` of the module that defines the stage: its text is part of the key. */
-  definition: string;
-  /** Pinned sources it unpacks (names in configs/sources.json). */
-  sources?: readonly string[];
+  /** `import.meta.url` of the modules that define the stage (its recipe): their text is part of the key. */
+  definition: string | readonly string[];
+  /** Pinned sources it unpacks (names in configs/sources.json); may depend on the configuration. */
+  sources?: readonly string[] | ((config: ResolvedConfig) => readonly string[]);
   /** Configuration keys it reads; nothing else of the configuration reaches it. */
   config?: readonly string[];
   /** Stages whose outputs it uses. */
@@ -49,4 +49,8 @@ export interface StageContext {
   exec(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** One line of progress for the display. */
   progress(line: string): void;
+}
+
+export function stageSources(stage: Stage, config: ResolvedConfig): readonly string[] {
+  return typeof stage.sources === 'function' ? stage.sources(config) : (stage.sources ?? []);
 }

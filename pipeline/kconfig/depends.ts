@@ -8,7 +8,7 @@ async function kconfigFiles(dir: string, out: string[] = []): Promise<string[]> 
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
       if (!entry.name.startsWith('.')) await kconfigFiles(path, out);
-    } else if (entry.name.startsWith('Kconfig') || entry.name === 'Config.in' || entry.name === 'Config.src') {
+    } else if (entry.name.startsWith('Kconfig') || entry.name.startsWith('Config.')) {
       out.push(path);
     }
   }

@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { copyFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FetchError, IntegrityError, SignatureError, type TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
@@ -78,6 +78,20 @@ export async function fetchFile(pin: SourcePin, file: SourceFile, options: Fetch
     const hit = await cache.lookup(sha256);
     if (hit.path) return { source: pin.name, name: file.name, path: hit.path, sha256, origin: 'cache' };
     if (hit.corrupt) say(`${label}: cached copy was corrupt (sha256 ${hit.corrupt}); deleted`);
+  }
+  // A file inside a package already in the cache (another member of it was fetched) needs no download.
+  for (const candidate of candidates(file).filter((c) => c.member)) {
+    const pkg = await cache.lookup(candidate.sha256);
+    if (!pkg.path) continue;
+    const temp = await cache.tempPath(file.name);
+    await copyFile(pkg.path, temp);
+    try {
+      const stored = await admit(pin, file, candidate, temp, options);
+      return { source: pin.name, name: file.name, path: stored.path, sha256: candidate.contentSha256, origin: 'cache', ...stored.signed };
+    } catch (error) {
+      await rm(temp, { force: true });
+      if (!isVerificationFailure(error)) throw error;
+    }
   }
   if (options.offline) {
     throw new MissingFromCacheError(`${label} (sha256 ${file.sha256}) is not in the download cache ${cache.dir}`, {

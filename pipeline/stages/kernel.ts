@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Stage, StageContext } from '../engine/stage.js';
 import { BuildError, InputError } from '../errors.js';
-import { explainDrop } from '../kconfig/depends.js';
-import { checkFragments, configValues, mergeFragments, parseKconfig, readFragment, type Fragment } from '../kconfig/fragment.js';
+import { applyFragments } from '../kconfig/apply.js';
+import { configValues, readFragment, type Fragment } from '../kconfig/fragment.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
 import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
@@ -75,23 +75,10 @@ export const kernelConfigStage: Stage = {
   tools: KERNEL_TOOLS,
   async run(ctx) {
     const { src, build, make } = await kernelTree(ctx);
+    const dotConfig = join(build, '.config');
     const fragments: Fragment[] = [];
     for (const name of kernelFragmentNames(ctx.config)) fragments.push(await readFragment(join(KERNEL_FRAGMENTS_DIR, `${name}.config`), { name: `kernel/${name}.config` }));
-    await make('allnoconfig');
-    const dotConfig = join(build, '.config');
-    await writeFile(dotConfig, mergeFragments(await readFile(dotConfig, 'utf8'), fragments));
-    await make('olddefconfig');
-    const final = parseKconfig(await readFile(dotConfig, 'utf8'), '.config');
-    const mismatches = checkFragments(fragments, final);
-    if (mismatches.length > 0) {
-      const values = configValues(final);
-      const lines = await Promise.all(
-        mismatches.map(async (m) => `  ${m.fragment}: ${m.symbol} wanted ${m.wanted}, got ${m.actual}: ${await explainDrop(src, m.symbol, values)}`),
-      );
-      throw new BuildError(`kernel configuration: Kconfig dropped ${mismatches.length} symbol(s) that a fragment set:\n${lines.join('\n')}`, ctx.stage.name, ctx.logPath, {
-        hint: 'Turn on the dependency in the same fragment, or move the symbol to kernel/kspp-deviations.md with the reason.',
-      });
-    }
+    const final = await applyFragments({ what: 'kernel', tree: src, configPath: dotConfig, make, stage: ctx.stage.name, logPath: ctx.logPath }, 'allnoconfig', fragments);
     const values = configValues(final);
     const report: FragmentReport[] = fragments.flatMap((f) => f.settings.map((s) => ({ fragment: f.name, symbol: s.symbol, wanted: s.value, actual: values.get(s.symbol) ?? 'n' })));
     await copyFile(dotConfig, join(ctx.out, 'config'));

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Stage, StageContext } from '../engine/stage.js';
 import type { Arch } from '../config/schema.js';
-import { hardeningFlags, TOOLCHAIN_FILE, type Toolchain } from '../toolchain/toolchain.js';
+import { hardeningFlags, readToolchain, TOOLCHAIN_FILE, type Toolchain } from '../toolchain/toolchain.js';
+import { buildUclibcToolchain, UCLIBC_SOURCES } from '../toolchain/uclibc.js';
 
 const hostPrefix: Record<Arch, string> = { x86_64: 'x86_64-linux-gnu-', i686: 'i686-linux-gnu-' };
 const kernelArch: Record<Arch, Toolchain['kernelArch']> = { x86_64: 'x86_64', i686: 'i386' };
@@ -12,7 +13,9 @@ const kernelArch: Record<Arch, Toolchain['kernelArch']> = { x86_64: 'x86_64', i6
 export const toolchainStage: Stage = {
   name: 'toolchain',
   title: 'toolchain',
-  definition: import.meta.url,
+  definition: [import.meta.url, new URL('../toolchain/uclibc.js', import.meta.url).href],
+  sources: (config) => (config.toolchainVariant === 'uclibc' ? UCLIBC_SOURCES : []),
+  files: ['configs/uclibc'],
   config: [
     'arch',
     'toolchain.variant',
@@ -28,16 +31,20 @@ export const toolchainStage: Stage = {
     { command: 'x86_64-linux-gnu-gcc', package: 'gcc' },
     { command: 'i686-linux-gnu-gcc', package: 'gcc-i686-linux-gnu' },
     { file: '/usr/i686-linux-gnu/include/stdio.h', package: 'libc6-dev-i386-cross' },
+    // Building the uClibc-ng toolchain:
+    { command: 'g++', package: 'g++' },
+    { command: 'makeinfo', package: 'texinfo' },
+    { command: 'gawk', package: 'gawk' },
+    { command: 'patch', package: 'patch' },
+    { file: '/usr/include/gmp.h', package: 'libgmp-dev' },
+    { file: '/usr/include/mpfr.h', package: 'libmpfr-dev' },
+    { file: '/usr/include/mpc.h', package: 'libmpc-dev' },
+    { file: '/usr/include/x86_64-linux-gnu/gnu/stubs-32.h', package: 'libc6-dev-i386' },
   ],
   async run(ctx) {
-    const tc = describe(ctx);
-    if (tc.variant === 'uclibc') {
-      throw new InputError('the uclibc toolchain variant is not buildable yet', {
-        hint: 'Build with --set toolchain.variant=host (Debian gcc) or point toolchain.external.* at a prebuilt uClibc-ng toolchain.',
-      });
-    }
-    await smokeTest(ctx, tc);
+    const tc = ctx.config.toolchainVariant === 'uclibc' ? await buildUclibcToolchain(ctx) : describe(ctx);
     await writeFile(join(ctx.out, TOOLCHAIN_FILE), `${JSON.stringify(tc, null, 2)}\n`);
+    await smokeTest(ctx, await readToolchain(ctx.out));
   },
 };
 
@@ -56,6 +63,7 @@ function describe(ctx: StageContext): Toolchain {
       target: prefix.replace(/-$/, ''),
       prefix,
       binDir: join(path, 'bin'),
+      sysroot: join(path, prefix.replace(/-$/, ''), 'sysroot'),
       // An external toolchain's own defaults are not trusted: the flags are passed explicitly.
       ...flags,
       libc: prefix.includes('uclibc') ? 'uclibc-ng' : 'glibc',
@@ -68,6 +76,7 @@ function describe(ctx: StageContext): Toolchain {
     target: hostPrefix[arch].replace(/-$/, ''),
     prefix: hostPrefix[arch],
     binDir: '',
+    sysroot: arch === 'x86_64' ? '/' : '/usr/i686-linux-gnu',
     cflags: [...flags.cflags, '-D_FORTIFY_SOURCE=2'],
     ldflags: flags.ldflags,
     libc: 'glibc',

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Arch, ToolchainVariant } from '../config/schema.js';
 
@@ -11,8 +11,10 @@ export interface Toolchain {
   target: string;
   /** Tool prefix: `${prefix}gcc`, `${prefix}ld`, … (absolute, or resolved on PATH). */
   prefix: string;
-  /** Directory to put first on PATH, or empty for the host's own PATH. */
+  /** Directory to put first on PATH, or empty for the host's own PATH (relative: inside the toolchain stage's output). */
   binDir: string;
+  /** The target's libraries and headers (relative: inside the toolchain stage's output). */
+  sysroot: string;
   /** Flags a package build must pass; empty where the compiler hardens by default. */
   cflags: string[];
   ldflags: string[];
@@ -24,8 +26,10 @@ export interface Toolchain {
 
 export const TOOLCHAIN_FILE = 'toolchain.json';
 
+/** The toolchain a stage built, with its paths made absolute (the stage output moves once, on commit). */
 export async function readToolchain(dir: string): Promise<Toolchain> {
-  return JSON.parse(await readFile(join(dir, TOOLCHAIN_FILE), 'utf8')) as Toolchain;
+  const tc = JSON.parse(await readFile(join(dir, TOOLCHAIN_FILE), 'utf8')) as Toolchain;
+  return { ...tc, binDir: tc.binDir && resolve(dir, tc.binDir), sysroot: resolve(dir, tc.sysroot) };
 }
 
 /** The flags the configuration's locked hardening keys ask for, for compilers that do not default to them. */

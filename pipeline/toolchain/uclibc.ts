@@ -1,0 +1,169 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Arch } from '../config/schema.js';
+import type { StageContext } from '../engine/stage.js';
+import { InputError } from '../errors.js';
+import { applyFragments } from '../kconfig/apply.js';
+import { parseKconfig, readFragment } from '../kconfig/fragment.js';
+import { projectRoot } from '../paths.js';
+import { extractTarball } from '../sources/extract.js';
+import type { Toolchain } from './toolchain.js';
+
+/**
+ * The hardened uClibc-ng cross toolchain, built in one gcc pass: binutils, kernel headers,
+ * uClibc-ng headers, gcc (compiler and static libgcc), uClibc-ng, then the rest of gcc in
+ * the same build tree. Hardening is gcc's default (PIE, SSP strong) plus a specs file for
+ * `-z now -z relro`; binutils defaults to a non-executable stack.
+ */
+export const UCLIBC_SOURCES = ['binutils', 'gcc', 'uclibc-ng', 'linux'] as const;
+export const UCLIBC_FRAGMENTS_DIR = join(projectRoot, 'configs', 'uclibc');
+
+export const uclibcTarget: Record<Arch, string> = { x86_64: 'x86_64-linux-uclibc', i686: 'i686-linux-uclibc' };
+const kernelArch: Record<Arch, 'x86_64' | 'i386'> = { x86_64: 'x86_64', i686: 'i386' };
+
+export function binutilsConfigureArgs(arch: Arch, prefix: string, sysroot: string): string[] {
+  return [
+    `--target=${uclibcTarget[arch]}`,
+    `--prefix=${prefix}`,
+    `--with-sysroot=${sysroot}`,
+    '--disable-nls',
+    '--disable-werror',
+    '--disable-multilib',
+    '--disable-gprofng',
+    '--disable-gdb',
+    '--disable-gdbserver',
+    '--disable-sim',
+    '--enable-deterministic-archives',
+    '--enable-relro',
+    // Objects without a .note.GNU-stack must not get an executable stack.
+    '--enable-default-execstack=no',
+  ];
+}
+
+export function gccConfigureArgs(arch: Arch, prefix: string, sysroot: string): string[] {
+  return [
+    `--target=${uclibcTarget[arch]}`,
+    `--prefix=${prefix}`,
+    `--with-sysroot=${sysroot}`,
+    '--enable-languages=c',
+    ...(arch === 'i686' ? ['--with-arch=i686', '--with-tune=generic'] : []),
+    '--disable-bootstrap',
+    '--disable-multilib',
+    '--disable-nls',
+    '--disable-werror',
+    '--enable-shared',
+    '--enable-threads=posix',
+    '--enable-tls',
+    '--enable-__cxa_atexit',
+    '--disable-decimal-float',
+    // libsanitizer needs wordexp; uClibc-ng provides the stack protector, not libssp.
+    '--disable-libsanitizer',
+    '--disable-libssp',
+    '--disable-libquadmath',
+    '--disable-libgomp',
+    '--disable-libatomic',
+    '--disable-libitm',
+    '--disable-libvtv',
+    '--disable-libstdcxx',
+    '--disable-libcc1',
+    '--without-isl',
+    '--with-linker-hash-style=gnu',
+    // Hardened by default: a plain `gcc hello.c` is PIE with -fstack-protector-strong.
+    '--enable-default-pie',
+    '--enable-default-ssp',
+  ];
+}
+
+/** Appended to gcc's built-in specs: full RELRO for everything it links, except `ld -r`. */
+export const LINK_SPECS = '*link:\n+ %{!r:-z now -z relro}\n';
+
+export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain> {
+  const arch = ctx.config.arch;
+  const target = uclibcTarget[arch];
+  const prefix = ctx.out;
+  const sysroot = join(prefix, target, 'sysroot');
+  const src = (name: string) => join(ctx.work, 'src', name);
+  const file = (source: string, name: string) => {
+    const found = ctx.sources[source]?.find((f) => f.name === name);
+    if (!found) throw new InputError(`toolchain: source ${source} has no file ${name}`);
+    return found;
+  };
+  const unpack = async (source: string) => {
+    const tarball = ctx.sources[source]![0]!;
+    ctx.progress(`extracting ${tarball.name}`);
+    await extractTarball(tarball.path, src(source), { strip: 1, label: tarball.name });
+  };
+  for (const source of UCLIBC_SOURCES) await unpack(source);
+  await ctx.exec('patch', ['-p2', '-i', file('gcc', 'gcc-gfdl-build.diff').path], { cwd: src('gcc') });
+
+  // Host compilers build the cross tools without debug info: faster, and nothing ships them.
+  const env: Record<string, string> = {
+    PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    CFLAGS: '-O2',
+    CXXFLAGS: '-O2',
+    // gcc's probe for a libc stack protector fails against uClibc-ng; it has one.
+    gcc_cv_libc_provides_ssp: 'yes',
+  };
+  const jobs = `-j${ctx.jobs}`;
+  const step = (what: string) => ctx.progress(`${arch}: ${what}`);
+
+  step('binutils');
+  const binutils = join(ctx.work, 'build-binutils');
+  await mkdir(binutils, { recursive: true });
+  await ctx.exec(join(src('binutils'), 'configure'), binutilsConfigureArgs(arch, prefix, sysroot), { cwd: binutils, env });
+  await ctx.exec('make', [jobs, 'MAKEINFO=true'], { cwd: binutils, env });
+  await ctx.exec('make', ['MAKEINFO=true', 'install'], { cwd: binutils, env });
+
+  step('kernel headers');
+  await ctx.exec('make', ['-C', src('linux'), `O=${join(ctx.work, 'build-linux-headers')}`, `ARCH=${kernelArch[arch]}`, `INSTALL_HDR_PATH=${join(sysroot, 'usr')}`, 'headers_install'], { env });
+
+  step('uClibc-ng configuration and headers');
+  const uclibc = src('uclibc-ng');
+  const umake = (...args: string[]) => ctx.exec('make', [`ARCH=${kernelArch[arch]}`, ...args], { cwd: uclibc, env });
+  const fragments = [
+    await readFragment(join(UCLIBC_FRAGMENTS_DIR, 'common.config'), { prefix: '', name: 'configs/uclibc/common.config' }),
+    await readFragment(join(UCLIBC_FRAGMENTS_DIR, `${arch}.config`), { prefix: '', name: `configs/uclibc/${arch}.config` }),
+    parseKconfig(`KERNEL_HEADERS="${join(sysroot, 'usr', 'include')}"\nCROSS_COMPILER_PREFIX="${target}-"\n`, 'toolchain stage', { prefix: '' }),
+  ];
+  await applyFragments({ what: 'uClibc-ng', tree: uclibc, configPath: join(uclibc, '.config'), make: (t) => umake(t), prefix: '', stage: ctx.stage.name, logPath: ctx.logPath }, 'defconfig', fragments);
+  // Headers need only a preprocessor: the host gcc makes them before the cross gcc exists.
+  await umake(arch === 'i686' ? 'CC=gcc -m32' : 'CC=gcc', 'CROSS_COMPILE=', 'HOSTCC=gcc', `PREFIX=${sysroot}`, 'install_headers');
+
+  step('gcc (compiler and static libgcc)');
+  const gcc = join(ctx.work, 'build-gcc');
+  await mkdir(gcc, { recursive: true });
+  await ctx.exec(join(src('gcc'), 'configure'), gccConfigureArgs(arch, prefix, sysroot), { cwd: gcc, env });
+  await ctx.exec('make', [jobs, 'all-gcc'], { cwd: gcc, env });
+  await ctx.exec('make', [jobs, 'all-target-libgcc', 'enable_shared=no'], { cwd: gcc, env });
+  await ctx.exec('make', ['install-gcc', 'install-target-libgcc', 'enable_shared=no'], { cwd: gcc, env });
+
+  step('uClibc-ng');
+  const uclibcMake = [`CROSS_COMPILE=${target}-`, 'HOSTCC=gcc', `PREFIX=${sysroot}`];
+  await umake(...uclibcMake, jobs, 'all');
+  await umake(...uclibcMake, 'install_runtime', 'install_dev');
+
+  step('gcc (target libraries)');
+  await ctx.exec('make', [jobs, 'all'], { cwd: gcc, env });
+  await ctx.exec('make', ['install'], { cwd: gcc, env });
+  const { stdout: libgcc } = await ctx.exec(`${target}-gcc`, ['-print-libgcc-file-name'], { env });
+  await writeFile(join(libgcc.trim(), '..', 'specs'), LINK_SPECS);
+
+  // The kernel build uses these linker scripts; a toolchain without them breaks it oddly.
+  const ldscripts = await readdir(join(prefix, target, 'lib', 'ldscripts')).catch(() => [] as string[]);
+  if (ldscripts.length === 0) throw new InputError(`toolchain: ${target}/lib/ldscripts is missing or empty`);
+  await ctx.exec(`${target}-ld`, ['--verbose'], { env });
+
+  return {
+    variant: 'uclibc',
+    arch,
+    target,
+    prefix: `${target}-`,
+    binDir: 'bin',
+    sysroot: join(target, 'sysroot'),
+    // The compiler hardens by default; nothing needs passing.
+    cflags: ['-O2'],
+    ldflags: [],
+    libc: 'uclibc-ng',
+    kernelArch: kernelArch[arch],
+  };
+}
