@@ -1,0 +1,37 @@
+// Cold and cached build figures for one stage: `node dist/bench/stage.js STAGE [build options]`.
+// The stage cache starts empty (downloads are shared with the default cache); the build runs
+// under /usr/bin/time, so CPU time and peak memory include every compiler it starts.
+import { execa } from 'execa';
+import { mkdir, mkdtemp, symlink } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultCacheRoot } from '../pipeline/paths.js';
+
+const cli = fileURLToPath(new URL('../pipeline/cli.js', import.meta.url));
+const args = process.argv.slice(2);
+if (args.length === 0 || args[0]!.startsWith('-')) {
+  console.error('usage: node dist/bench/stage.js STAGE [--arch A] [--set key=value]…');
+  process.exit(2);
+}
+const cache = await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-'));
+await mkdir(join(defaultCacheRoot(), 'downloads'), { recursive: true });
+await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
+
+async function timed(label: string) {
+  const result = await execa('/usr/bin/time', ['-f', '%e %U %S %M', 'node', cli, 'build', ...args, '--cache', cache], { reject: false, env: { CI: 'true' } });
+  if (result.exitCode !== 0) {
+    console.error(result.stderr);
+    throw new Error(`${label} build failed`);
+  }
+  const [wall, user, sys, maxRssKb] = result.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { wall: wall!, cpu: user! + sys!, maxRssKb: maxRssKb! };
+}
+
+const cores = availableParallelism();
+const cold = await timed('cold');
+const cached = await timed('cached');
+console.log(`stage: ${args.join(' ')}`);
+console.log(`cold:   wall ${cold.wall.toFixed(1)} s, CPU ${cold.cpu.toFixed(1)} s, utilization ${((100 * cold.cpu) / (cold.wall * cores)).toFixed(0)} % of ${cores} cores, peak RSS ${(cold.maxRssKb / 1024).toFixed(0)} MiB`);
+console.log(`cached: wall ${cached.wall.toFixed(2)} s`);
+console.log(`stage cache: ${cache}`);
