@@ -36,7 +36,7 @@ export const toolchainStage: Stage = {
     { command: 'makeinfo', package: 'texinfo' },
     { command: 'gawk', package: 'gawk' },
     { command: 'patch', package: 'patch' },
-    { file: '/usr/include/gmp.h', package: 'libgmp-dev' },
+    { file: '/usr/include/x86_64-linux-gnu/gmp.h', package: 'libgmp-dev' },
     { file: '/usr/include/mpfr.h', package: 'libmpfr-dev' },
     { file: '/usr/include/mpc.h', package: 'libmpc-dev' },
     { file: '/usr/include/x86_64-linux-gnu/gnu/stubs-32.h', package: 'libc6-dev-i386' },
