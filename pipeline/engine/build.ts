@@ -60,6 +60,14 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     }
     update(`${planned.stage.title} (waiting for a job slot)`);
     const release = await slots.acquire();
+    const unlock = await store.lock(name, planned.key, abort.signal);
+    if (await store.lookup(name, planned.key)) {
+      // Another run built it while this one waited for the lock.
+      await unlock();
+      release();
+      await store.recordLast(name, config.arch, planned.inputs);
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
+    }
     const temp = await store.begin(name, planned.key);
     try {
       update(planned.stage.title);
@@ -100,6 +108,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       await store.discard(temp.dir);
       throw error instanceof TorRamdiskError ? error : new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error });
     } finally {
+      await unlock();
       release();
     }
   };

@@ -84,6 +84,31 @@ export class StageStore {
     await rename(temp, path);
   }
 
+  /**
+   * Holds `stages/<name>/<key>.lock` while this process builds that key, so two runs sharing a
+   * cache (two CI jobs, two test files) build it once: the second waits, then finds it cached.
+   * A lock whose owner died is taken over.
+   */
+  async lock(stage: string, key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+    const path = join(this.root, stage, `${key}.lock`);
+    await mkdir(join(this.root, stage), { recursive: true });
+    for (;;) {
+      try {
+        await writeFile(path, String(process.pid), { flag: 'wx' });
+        return () => rm(path, { force: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      const owner = Number(await readFile(path, 'utf8').catch(() => ''));
+      if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (signal?.aborted) throw signal.reason;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+
   /** Removes build directories left by runs that died; returns how many. */
   async sweepAbandoned(): Promise<number> {
     let removed = 0;
