@@ -13,7 +13,11 @@ import { loadPins } from './sources/pins.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { stages } from './stages/index.js';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { DEFAULT_ITERATIONS, open, seal } from './bundle/format.js';
+import { readPassphrase } from './bundle/passphrase.js';
+import { packState, readState, unpackState, writeState } from './bundle/state.js';
+import { sha256 } from './hash.js';
 import { join } from 'node:path';
 import type { FragmentReport } from './stages/kernel.js';
 
@@ -172,6 +176,39 @@ ${configHelp}`,
         for (const r of report) {
           console.log(`${r.wanted === r.actual ? 'ok  ' : 'DIFF'}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}`);
         }
+      }
+    },
+  },
+  bundle: {
+    summary: 'bundle seal|open|inspect: the relay state (torrc, keys/) as the image exports it',
+    usage: `tor-ramdisk bundle seal STATE_DIR BUNDLE [--iterations N] [--passphrase-file F]
+tor-ramdisk bundle open BUNDLE NEW_DIR [--passphrase-file F]
+tor-ramdisk bundle inspect BUNDLE [--passphrase-file F]
+
+STATE_DIR holds torrc and keys/. The passphrase comes from --passphrase-file, from
+standard input when it is not a terminal, or from a hidden prompt; never from argv.
+open writes into a directory that does not exist yet, and only after the whole bundle
+verified; inspect lists what a bundle holds.`,
+    options: { 'passphrase-file': { type: 'string' }, iterations: { type: 'string' }, help: common.help },
+    async run(values, positionals) {
+      const [action, ...paths] = positionals;
+      const passphraseFile = values['passphrase-file'] as string | undefined;
+      if (action === 'seal' && paths.length === 2) {
+        const iterations = values.iterations ? Number(values.iterations) : DEFAULT_ITERATIONS;
+        const sealed = seal(packState(await readState(paths[0]!)), await readPassphrase(passphraseFile, true), iterations);
+        await writeFile(paths[1]!, sealed, { mode: 0o600, flag: 'wx' });
+        console.log(`sealed ${paths[0]} into ${paths[1]} (${sealed.length} bytes, PBKDF2 ${iterations} iterations)`);
+      } else if ((action === 'open' && paths.length === 2) || (action === 'inspect' && paths.length === 1)) {
+        const files = await unpackState(open(await readFile(paths[0]!), await readPassphrase(passphraseFile), paths[0]), paths[0]!);
+        if (action === 'open') {
+          await mkdir(paths[1]!, { mode: 0o700 }).catch((error: Error) => {
+            throw new InputError(`cannot create ${paths[1]}: ${error.message}`, { hint: 'open writes only into a new directory, so nothing is overwritten.' });
+          });
+          await writeState(files, paths[1]!);
+        }
+        for (const f of files) console.log(`${f.name.padEnd(40)} ${String(f.data.length).padStart(6)}  ${sha256(f.data).slice(0, 16)}`);
+      } else {
+        throw new InputError('usage: tor-ramdisk bundle seal STATE_DIR BUNDLE | open BUNDLE NEW_DIR | inspect BUNDLE');
       }
     },
   },

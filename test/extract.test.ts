@@ -4,7 +4,7 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extractTarball, unsafeEntry } from '../pipeline/sources/extract.js';
-import { tarArchive, type TarEntry } from './helpers/tar-writer.js';
+import { tarArchive, type TarEntry } from '../pipeline/bundle/ustar.js';
 
 async function sandbox() {
   const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-extract-'));

@@ -1,0 +1,61 @@
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar';
+import { BundleError } from './format.js';
+import { tarArchive } from './ustar.js';
+
+/** One file of the relay's persistent state: `torrc` or `keys/<name>`. */
+export interface StateFile {
+  name: string;
+  data: Buffer;
+}
+
+const MEMBER = /^(torrc|keys\/[A-Za-z0-9._-]+)$/;
+
+export function checkMemberName(name: string): string | undefined {
+  if (name === 'keys/' || name === 'keys') return undefined;
+  if (!MEMBER.test(name) || name.split('/').includes('..')) return `member "${name}" is not torrc or keys/<file>`;
+  return undefined;
+}
+
+/** Reads the state directory: its torrc and every regular file in keys/. */
+export async function readState(dir: string): Promise<StateFile[]> {
+  const files: StateFile[] = [{ name: 'torrc', data: await readFile(join(dir, 'torrc')) }];
+  for (const entry of (await readdir(join(dir, 'keys')).catch(() => [] as string[])).sort()) {
+    if ((await stat(join(dir, 'keys', entry))).isFile()) files.push({ name: `keys/${entry}`, data: await readFile(join(dir, 'keys', entry)) });
+  }
+  return files;
+}
+
+/** The plaintext of a bundle: a ustar archive, owners and times fixed. */
+export function packState(files: StateFile[]): Buffer {
+  return tarArchive([{ path: 'keys/', type: 'dir', mode: 0o700 }, ...files.map((f) => ({ path: f.name, body: f.data, mode: 0o600 }))]);
+}
+
+/** Every member, checked by name and type before anything is returned. */
+export async function unpackState(plaintext: Buffer, source: string): Promise<StateFile[]> {
+  const files: StateFile[] = [];
+  let refusal: string | undefined;
+  const parser = new tar.Parser({
+    onReadEntry: (entry) => {
+      const why = checkMemberName(entry.path) ?? (entry.type === 'File' || entry.type === 'OldFile' || (entry.type === 'Directory' && posix.normalize(entry.path) === 'keys/') ? undefined : `member "${entry.path}" is a ${entry.type}`);
+      refusal ??= why;
+      const chunks: Buffer[] = [];
+      entry.on('data', (chunk: Buffer) => chunks.push(chunk));
+      entry.on('end', () => {
+        if (!why && entry.type !== 'Directory') files.push({ name: entry.path, data: Buffer.concat(chunks) });
+      });
+    },
+  });
+  await pipeline(Readable.from([plaintext]), parser);
+  if (refusal) throw new BundleError(`${source}: ${refusal}`, 'Refusing the whole bundle; nothing was written.');
+  if (!files.some((f) => f.name === 'torrc')) throw new BundleError(`${source} has no torrc`, 'A bundle holds torrc and keys/.');
+  return files;
+}
+
+export async function writeState(files: StateFile[], dir: string): Promise<void> {
+  await mkdir(join(dir, 'keys'), { recursive: true, mode: 0o700 });
+  for (const file of files) await writeFile(join(dir, file.name), file.data, { mode: 0o600 });
+}
