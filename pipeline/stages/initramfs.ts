@@ -1,0 +1,91 @@
+import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Stage, StageContext } from '../engine/stage.js';
+import { InputError } from '../errors.js';
+import { auditObjects, enforceAuditPolicy, formatAudit, loadAuditPolicy } from '../elf/audit.js';
+import { installLibraries, resolveLibraries } from '../elf/linkage.js';
+import { readElf } from '../elf/read.js';
+import { newcArchive } from '../image/cpio.js';
+import { elfFiles, treeEntries } from '../image/tree.js';
+import { projectRoot } from '../paths.js';
+import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
+
+/** What each package puts into the image; libraries are not listed: the linkage graph picks them. */
+const IMAGE_FILES: Record<string, readonly string[]> = {
+  busybox: ['bin', 'sbin', 'usr/bin', 'usr/sbin'],
+  tor: ['usr/bin/tor'],
+  openssl: ['usr/bin/openssl'],
+  dropbear: ['usr/bin/dbclient', 'usr/bin/scp'],
+};
+const LIBRARY_STAGES = ['zlib', 'libevent', 'openssl'] as const;
+
+/** The sysroot's library directories, where the libc and the loader come from. */
+function sysrootLibDirs(tc: Toolchain): string[] {
+  if (tc.variant === 'host' && tc.arch === 'x86_64') return ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(tc.sysroot, d));
+  return ['lib', 'usr/lib'].map((d) => join(tc.sysroot, d));
+}
+
+/**
+ * The root filesystem, as a reproducible xz-compressed newc cpio: the runtime from initramfs/,
+ * the packages' programs, exactly the libraries they need, two device nodes, and a release
+ * file. Every ELF object in it passes the hardening audit, or the build stops.
+ */
+export const initramfsStage: Stage = {
+  name: 'initramfs',
+  title: 'initramfs',
+  definition: import.meta.url,
+  deps: ['toolchain', ...Object.keys(IMAGE_FILES), ...LIBRARY_STAGES.filter((s) => !(s in IMAGE_FILES))],
+  config: ['arch', 'profile', 'toolchain.variant', 'logging.kernel', 'logging.userland', 'build.sourceDateEpoch'],
+  files: ['initramfs', 'configs/audit-policy.json'],
+  tools: [{ command: 'xz', package: 'xz-utils' }],
+  async run(ctx) {
+    if (ctx.config.get('logging.userland')) throw new InputError('logging.userland is true, but the image has no logging to turn on', { hint: 'Leave it locked to false.' });
+    const tc = await readToolchain(ctx.deps.toolchain!.dir);
+    const root = join(ctx.work, 'root');
+    await cp(join(projectRoot, 'initramfs'), root, { recursive: true });
+    for (const [stage, paths] of Object.entries(IMAGE_FILES)) {
+      for (const path of paths) await cp(join(ctx.deps[stage]!.dir, path), join(root, path), { recursive: true, verbatimSymlinks: true, force: true });
+    }
+    await writeFile(join(root, 'etc', 'tor-ramdisk-release'), releaseFile(ctx, tc));
+
+    ctx.progress('resolving libraries');
+    const executables = await elfFiles(root);
+    const searchDirs = [...LIBRARY_STAGES.map((s) => join(ctx.deps[s]!.dir, 'usr', 'lib')), ...sysrootLibDirs(tc)];
+    const needed = await resolveLibraries(executables, searchDirs, { sysroot: tc.sysroot, stage: ctx.stage.name });
+    const installed = await installLibraries(needed, root, '/lib');
+    await writeFile(join(ctx.out, 'linkage.json'), `${JSON.stringify(needed.map((n) => ({ name: n.name, kind: n.kind, neededBy: n.neededBy.map((p) => p.replace(`${root}/`, '/')) })), null, 2)}\n`);
+
+    ctx.progress('auditing');
+    const policy = await loadAuditPolicy();
+    const objects = await Promise.all((await elfFiles(root)).map(async (path) => ({ path: path.slice(root.length), info: await readElf(path) })));
+    const rows = auditObjects(objects, tc.libc, policy);
+    await writeFile(join(ctx.out, 'audit.txt'), `${formatAudit(rows)}\n`);
+    await writeFile(join(ctx.out, 'audit.json'), `${JSON.stringify(rows, null, 2)}\n`);
+    // The host variant's libc is Debian's, not ours: reported, but only what we built is held to the policy.
+    const foreign = tc.variant === 'uclibc' ? new Set<string>() : new Set(installed);
+    enforceAuditPolicy(rows.filter((r) => !foreign.has(r.path)), policy, { stage: ctx.stage.name });
+
+    ctx.progress('writing the archive');
+    await mkdir(join(root, 'dev'), { recursive: true });
+    const entries = [
+      ...(await treeEntries(root)),
+      { path: 'dev/console', type: 'chardev' as const, mode: 0o600, major: 5, minor: 1 },
+      { path: 'dev/null', type: 'chardev' as const, mode: 0o666, major: 1, minor: 3 },
+    ];
+    const cpio = join(ctx.out, 'initramfs.cpio');
+    await writeFile(cpio, newcArchive(entries, Number(ctx.config.get('build.sourceDateEpoch'))));
+    // crc32: the kernel's xz decoder checks nothing stronger; one thread: the same bytes every time.
+    await ctx.exec('xz', ['-T1', '-9', '--check=crc32', cpio]);
+  },
+};
+
+function releaseFile(ctx: StageContext, tc: Toolchain): string {
+  const unlocked = ctx.config.unlocked;
+  return [
+    `arch=${ctx.config.arch}`,
+    `profile=${ctx.config.profile}`,
+    `toolchain=${tc.variant} (${tc.target}, ${tc.libc})`,
+    `unlocked=${unlocked.length > 0 ? unlocked.join(',') : 'none'}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,67 @@
+import test from 'ava';
+import { execa } from 'execa';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hardeningOf } from '../pipeline/elf/hardening.js';
+import { readElf } from '../pipeline/elf/read.js';
+import { readToolchain } from '../pipeline/toolchain/toolchain.js';
+import { binutilsConfigureArgs, gccConfigureArgs } from '../pipeline/toolchain/uclibc.js';
+import { tiers } from './tiers/tiers.js';
+
+// Tier: uClibc-ng toolchain. A cold build takes most of an hour per arch, so these tests run
+// only when `tor-ramdisk build toolchain --arch A` has put the toolchain in the cache.
+const hello = `#include <stdio.h>
+#include <string.h>
+static void copy(const char *s) { char buf[16]; strcpy(buf, s); printf("hello %s\\n", buf); }
+int main(int argc, char **argv) { copy(argc > 1 ? argv[1] : "world"); return 0; }
+`;
+const loader = { x86_64: 'ld64-uClibc.so.1', i686: 'ld-uClibc.so.1' } as const;
+
+test('configure arguments: the target triplet, the sysroot, and hardening by default', (t) => {
+  for (const arch of ['x86_64', 'i686'] as const) {
+    const gcc = gccConfigureArgs(arch, '/p', '/p/sys');
+    t.true(gcc.includes(`--target=${arch}-linux-uclibc`));
+    t.true(gcc.includes('--with-sysroot=/p/sys'));
+    t.true(gcc.includes('--enable-default-pie') && gcc.includes('--enable-default-ssp'));
+    t.true(gcc.includes('--disable-libssp'), 'uClibc-ng provides the stack protector');
+    t.is(gcc.includes('--with-arch=i686'), arch === 'i686');
+    t.true(binutilsConfigureArgs(arch, '/p', '/p/sys').includes('--enable-default-execstack=no'));
+  }
+});
+
+for (const arch of ['x86_64', 'i686'] as const) {
+  const dir = tiers().uclibc[arch];
+  if (!dir) {
+    test.skip(`uclibc ${arch}: not run, the uClibc-ng toolchain is not in the cache (tor-ramdisk build toolchain --arch ${arch})`, () => {});
+    continue;
+  }
+  test(`uclibc ${arch}: a plain gcc -O2 hello.c is PIE, full RELRO, stack-protected, NX-stack, and runs`, async (t) => {
+    const tc = await readToolchain(dir);
+    const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-uclibc-'));
+    await writeFile(join(work, 'hello.c'), hello);
+    const env = { PATH: `${tc.binDir}:${process.env.PATH}` };
+    await execa(`${tc.prefix}gcc`, ['-O2', 'hello.c', '-o', 'hello'], { cwd: work, env });
+    const h = hardeningOf(await readElf(join(work, 'hello')), 'uclibc-ng');
+    for (const property of ['pie', 'relro', 'bindNow', 'stackProtector', 'nxStack', 'noWX', 'noTextrel'] as const) t.is(h[property].value, 'yes', `${property}: ${h[property].reason}`);
+    t.is(h.fortify.value, 'n/a');
+    // Run it here through the toolchain's own loader and libc.
+    const lib = join(tc.sysroot, 'lib');
+    await execa(`${tc.prefix}gcc`, ['-O2', 'hello.c', '-o', 'hello-here', `-Wl,--dynamic-linker=${join(lib, loader[arch])}`, `-Wl,-rpath,${lib}`], { cwd: work, env });
+    t.is((await execa(join(work, 'hello-here'), ['relay'])).stdout, 'hello relay');
+    const smashed = await execa(join(work, 'hello-here'), ['A'.repeat(64)], { reject: false });
+    t.is(smashed.signal, 'SIGABRT', 'the stack protector stopped the overflow');
+  });
+
+  test(`uclibc ${arch}: ld --verbose works, the linker scripts are there, and kernel-style code still compiles`, async (t) => {
+    const tc = await readToolchain(dir);
+    const env = { PATH: `${tc.binDir}:${process.env.PATH}` };
+    t.regex((await execa(`${tc.prefix}ld`, ['--verbose'], { env })).stdout, /SEARCH_DIR/);
+    t.true((await readdir(join(dir, tc.target, 'lib', 'ldscripts'))).length > 10);
+    const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-kern-'));
+    await writeFile(join(work, 'k.c'), 'int f(int *p) { return p[1]; }\n');
+    const flags = arch === 'x86_64' ? ['-mcmodel=kernel', '-mno-red-zone'] : ['-mregparm=3'];
+    await execa(`${tc.prefix}gcc`, ['-O2', '-fno-PIE', '-ffreestanding', '-fno-stack-protector', ...flags, '-c', 'k.c'], { cwd: work, env });
+    t.pass();
+  });
+}
