@@ -54,12 +54,14 @@ async function kernelTree(ctx: StageContext): Promise<{ src: string; build: stri
   if (ctx.config.get('kernel.modules')) throw new InputError('kernel.modules is true, but the image kernel is built without module support', { hint: 'Leave kernel.modules locked to false.' });
   const tc = await readToolchain(ctx.deps.toolchain!.dir);
   const src = join(ctx.work, 'linux');
-  const build = join(ctx.work, 'build');
+  // The object tree sits directly inside the source tree, so Kbuild names every path relative
+  // to it (srctree = ..): no build path reaches the outputs, and the pair can move and be reused.
+  const build = join(src, 'build');
   ctx.progress('extracting linux');
   await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name });
   const env = reproducibleEnv(ctx, tc);
   const make = (...targets: string[]) =>
-    ctx.exec('make', ['-C', src, `O=${build}`, `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
+    ctx.exec('make', ['-C', src, 'O=build', `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
   return { src, build, tc, make };
 }
 
@@ -108,7 +110,35 @@ export const kernelStage: Stage = {
     await make('bzImage');
     await copyFile(join(build, 'arch', 'x86', 'boot', 'bzImage'), join(ctx.out, 'bzImage'));
     await copyFile(config, join(ctx.out, 'config'));
+    // The object tree stays with the kernel: embedding an initramfs later only relinks.
+    await ctx.exec('cp', ['-a', build, join(ctx.out, 'build')]);
     const { size } = await stat(join(ctx.out, 'bzImage'));
     ctx.progress(`bzImage ${size} bytes`);
+  },
+};
+
+/**
+ * The kernel with the initramfs inside (one file to boot). Reuses the kernel stage's object
+ * tree: Kbuild tracks each CONFIG symbol on its own, so setting INITRAMFS_SOURCE rebuilds
+ * only usr/ and relinks. The archive goes in uncompressed: the bzImage's xz covers it.
+ */
+export const kernelEmbeddedStage: Stage = {
+  name: 'kernel-embedded',
+  title: 'kernel with embedded initramfs',
+  definition: import.meta.url,
+  sources: ['linux'],
+  deps: ['toolchain', 'kernel', 'initramfs'],
+  config: CONFIG_KEYS,
+  tools: KERNEL_TOOLS,
+  async run(ctx) {
+    const { src, build, make } = await kernelTree(ctx);
+    await ctx.exec('cp', ['-a', join(ctx.deps.kernel!.dir, 'build'), build]);
+    const cpio = join(ctx.work, 'initramfs.cpio');
+    await ctx.exec('sh', ['-c', 'xz -dc "$1" > "$2"', 'sh', join(ctx.deps.initramfs!.dir, 'initramfs.cpio.xz'), cpio]);
+    await ctx.exec(join(src, 'scripts', 'config'), ['--file', join(build, '.config'), '--set-str', 'INITRAMFS_SOURCE', cpio, '--enable', 'INITRAMFS_COMPRESSION_NONE']);
+    await make('olddefconfig');
+    ctx.progress('relinking bzImage');
+    await make('bzImage');
+    await copyFile(join(build, 'arch', 'x86', 'boot', 'bzImage'), join(ctx.out, 'bzImage'));
   },
 };
