@@ -6,6 +6,9 @@ export const testTools: readonly HostTool[] = [
   { command: 'gpg', package: 'gnupg' },
   { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
   { command: 'qemu-system-i386', package: 'qemu-system-x86' },
+  // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
+  { file: '/bin/busybox', package: 'busybox-static' },
+  { command: 'strace', package: 'strace' },
 ];
 
 /** Host tools the stages declare, plus what fetching and unpacking need. */
