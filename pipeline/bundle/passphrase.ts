@@ -21,7 +21,10 @@ export async function readPassphrase(file: string | undefined, confirm = false):
     if (confirm && (await prompt('again: ')) !== text) throw new InputError('the passphrases differ');
   }
   if (text.length === 0) throw new InputError('empty passphrase', { hint: 'Give it in a file (--passphrase-file), on standard input, or at the prompt.' });
-  return Buffer.from(text, 'utf8');
+  const bytes = Buffer.from(text, 'utf8');
+  // The image hands it to openssl with -pass fd:, which reads at most 1023 bytes.
+  if (bytes.length > 1023) throw new InputError(`passphrase of ${bytes.length} bytes: the image can open bundles with passphrases of at most 1023 bytes`);
+  return bytes;
 }
 
 async function prompt(question: string): Promise<string> {

@@ -12,7 +12,8 @@ export interface StateFile {
   data: Buffer;
 }
 
-const MEMBER = /^(torrc|keys\/[A-Za-z0-9._-]+)$/;
+// The same rule the image applies: no dot-files, names of at most 90 characters.
+const MEMBER = /^(torrc|keys\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,89})$/;
 
 export function checkMemberName(name: string): string | undefined {
   if (name === 'keys/' || name === 'keys') return undefined;
