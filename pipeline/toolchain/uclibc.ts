@@ -67,6 +67,8 @@ export function gccConfigureArgs(arch: Arch, prefix: string, sysroot: string): s
     '--disable-libstdcxx',
     '--disable-libcc1',
     '--without-isl',
+    // Nothing in the image is built with link-time optimisation: lto1 is not worth its build time.
+    '--disable-lto',
     '--with-linker-hash-style=gnu',
     // Hardened by default: a plain `gcc hello.c` is PIE with -fstack-protector-strong.
     '--enable-default-pie',
@@ -134,8 +136,11 @@ export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain
   await mkdir(gcc, { recursive: true });
   await ctx.exec(join(src('gcc'), 'configure'), gccConfigureArgs(arch, prefix, sysroot), { cwd: gcc, env });
   await ctx.exec('make', [jobs, 'all-gcc'], { cwd: gcc, env });
-  await ctx.exec('make', [jobs, 'all-target-libgcc', 'enable_shared=no'], { cwd: gcc, env });
-  await ctx.exec('make', ['install-gcc', 'install-target-libgcc', 'enable_shared=no'], { cwd: gcc, env });
+  // No libc yet, so only the static libgcc: the override must reach libgcc's own sub-make,
+  // which a plain variable on the command line does not; passing it inside MAKE does.
+  const staticLibgcc = 'MAKE=make enable_shared=no';
+  await ctx.exec('make', [jobs, staticLibgcc, 'all-target-libgcc'], { cwd: gcc, env });
+  await ctx.exec('make', [staticLibgcc, 'install-gcc', 'install-target-libgcc'], { cwd: gcc, env });
 
   step('uClibc-ng');
   const uclibcMake = [`CROSS_COMPILE=${target}-`, 'HOSTCC=gcc', `PREFIX=${sysroot}`];
