@@ -1,4 +1,4 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
 import type { StageContext } from '../engine/stage.js';
@@ -12,8 +12,8 @@ import type { Toolchain } from './toolchain.js';
 /**
  * The hardened uClibc-ng cross toolchain, built in one gcc pass: binutils, kernel headers,
  * uClibc-ng headers, gcc (compiler and static libgcc), uClibc-ng, then the rest of gcc in
- * the same build tree. Hardening is gcc's default (PIE, SSP strong) plus a specs file for
- * `-z now -z relro`; binutils defaults to a non-executable stack.
+ * the same build tree. Hardening is gcc's default (PIE, SSP strong, -z now); binutils adds
+ * -z relro and defaults to a non-executable stack.
  */
 export const UCLIBC_SOURCES = ['binutils', 'gcc', 'uclibc-ng', 'linux'] as const;
 export const UCLIBC_FRAGMENTS_DIR = join(projectRoot, 'configs', 'uclibc');
@@ -70,14 +70,14 @@ export function gccConfigureArgs(arch: Arch, prefix: string, sysroot: string): s
     // Nothing in the image is built with link-time optimisation: lto1 is not worth its build time.
     '--disable-lto',
     '--with-linker-hash-style=gnu',
-    // Hardened by default: a plain `gcc hello.c` is PIE with -fstack-protector-strong.
+    // Hardened by default: a plain `gcc hello.c` is PIE with -fstack-protector-strong, linked
+    // -z now (binutils adds -z relro). Built-in specs, not a specs file: any file named `specs`
+    // replaces gcc's own link line, losing --eh-frame-hdr and the as-needed libgcc_s.
     '--enable-default-pie',
     '--enable-default-ssp',
+    '--with-specs=%{!r:-z now}',
   ];
 }
-
-/** Appended to gcc's built-in specs: full RELRO for everything it links, except `ld -r`. */
-export const LINK_SPECS = '*link:\n+ %{!r:-z now -z relro}\n';
 
 export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain> {
   const arch = ctx.config.arch;
@@ -150,8 +150,10 @@ export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain
   step('gcc (target libraries)');
   await ctx.exec('make', [jobs, 'all'], { cwd: gcc, env });
   await ctx.exec('make', ['install'], { cwd: gcc, env });
-  const { stdout: libgcc } = await ctx.exec(`${target}-gcc`, ['-print-libgcc-file-name'], { env });
-  await writeFile(join(libgcc.trim(), '..', 'specs'), LINK_SPECS);
+  // pthread_cancel loads libgcc_s at run time: it belongs with the libc in the sysroot.
+  const { stdout: libgccS } = await ctx.exec(`${target}-gcc`, ['-print-file-name=libgcc_s.so.1'], { env });
+  await copyFile(libgccS.trim(), join(sysroot, 'lib', 'libgcc_s.so.1'));
+  await ctx.exec(`${target}-strip`, ['--strip-unneeded', join(sysroot, 'lib', 'libgcc_s.so.1')], { env });
 
   // The kernel build uses these linker scripts; a toolchain without them breaks it oddly.
   const ldscripts = await readdir(join(prefix, target, 'lib', 'ldscripts')).catch(() => [] as string[]);
