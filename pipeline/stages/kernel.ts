@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Stage, StageContext } from '../engine/stage.js';
@@ -34,6 +34,7 @@ const KERNEL_TOOLS = [
   { command: 'perl', package: 'perl' },
   { command: 'xz', package: 'xz-utils' },
   { command: 'pkg-config', package: 'pkg-config' },
+  { command: 'patch', package: 'patch' },
   { file: '/usr/include/libelf.h', package: 'libelf-dev' },
   { file: '/usr/include/openssl/ssl.h', package: 'libssl-dev' },
 ];
@@ -59,6 +60,9 @@ async function kernelTree(ctx: StageContext): Promise<{ src: string; build: stri
   const build = join(src, 'build');
   ctx.progress('extracting linux');
   await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name });
+  // The optional patch series, in file-name order; each must apply cleanly.
+  const patches = (await readdir(join(KERNEL_FRAGMENTS_DIR, 'patches')).catch(() => [] as string[])).filter((f) => f.endsWith('.patch')).sort();
+  for (const patch of patches) await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(KERNEL_FRAGMENTS_DIR, 'patches', patch)], { cwd: src });
   const env = reproducibleEnv(ctx, tc);
   const make = (...targets: string[]) =>
     ctx.exec('make', ['-C', src, 'O=build', `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
