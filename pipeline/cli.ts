@@ -12,7 +12,7 @@ import { fetchSources } from './sources/fetch.js';
 import { loadPins } from './sources/pins.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
-import { stages } from './stages/index.js';
+import { IMAGE_TARGETS, stages } from './stages/index.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { DEFAULT_ITERATIONS, open, seal } from './bundle/format.js';
 import { readPassphrase } from './bundle/passphrase.js';
@@ -277,7 +277,7 @@ Default: remove every stage output and log, keep the verified downloads.`,
 };
 
 function defaultTargets(): string[] {
-  return [stages.at(-1)!.name];
+  return [...IMAGE_TARGETS];
 }
 
 function usage(): string {

@@ -1,3 +1,4 @@
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stage, StageContext } from '../engine/stage.js';
 import { extractTarball } from '../sources/extract.js';
@@ -6,7 +7,8 @@ import { buildEnv, readToolchain, type Toolchain } from '../toolchain/toolchain.
 /**
  * A package recipe is data plus the few commands that differ (Buildroot's idea); everything
  * common lives here: unpack the pinned source, take the compiler and flags from the toolchain
- * stage, see the packages it links against, and install into the stage output as a DESTDIR.
+ * stage, see the packages it links against, install into the stage output as a DESTDIR, and
+ * strip every installed executable and library with the toolchain's strip.
  */
 export interface PackageRecipe {
   name: string;
@@ -76,6 +78,42 @@ export function packageStage(recipe: PackageRecipe): Stage {
         depPrefix,
         make: (args, options = {}) => ctx.exec('make', [`-j${ctx.jobs}`, ...args], { cwd: options.cwd ?? src, env }),
       });
+      const elves = await installedElfFiles(ctx.out);
+      if (elves.length > 0) await ctx.exec(`${tc.prefix}strip`, ['--strip-unneeded', ...elves], { env });
     },
   };
+}
+
+/**
+ * autoconf's --build (this machine, from the package's own config.guess) and --host. Named
+ * apart, they put configure in cross mode for every toolchain, the host one included: no test
+ * program runs, so the result does not depend on whether this machine can run the target's
+ * binaries, and no dependency's build path is linked in as an rpath to make one run.
+ */
+export async function autoconfTriplets(pkg: PackageContext, configGuess: string): Promise<string[]> {
+  const { stdout } = await pkg.ctx.exec('sh', [configGuess], { cwd: pkg.src });
+  return [`--build=${stdout.trim()}`, `--host=${pkg.tc.target}`];
+}
+
+/** LDFLAGS for a package that links shared libraries: after `-shared`, gcc lets `-pie` make the link an executable's. */
+export function withoutPie(ldflags: string): string {
+  return ldflags
+    .split(' ')
+    .filter((flag) => flag !== '-pie')
+    .join(' ');
+}
+
+/** Executables and shared libraries (ELF types EXEC and DYN) in a stage output; links are skipped. */
+async function installedElfFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const handle = await open(path, 'r');
+    const header = Buffer.alloc(18);
+    const { bytesRead } = await handle.read(header, 0, header.length, 0).finally(() => handle.close());
+    const type = header.readUInt16LE(16);
+    if (bytesRead === header.length && header.toString('latin1', 0, 4) === '\x7fELF' && (type === 2 || type === 3)) found.push(path);
+  }
+  return found.sort();
 }

@@ -1,0 +1,53 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { autoconfTriplets, packageStage } from './package.js';
+
+/** Only the client side of export: scp runs dbclient, found at /usr/bin/dbclient (dropbear's default). */
+const PROGRAMS = 'PROGRAMS=dbclient scp';
+
+/**
+ * scp never forwards ports or an agent: the client is built without them. No server is built,
+ * but its password authentication is checked for crypt() anyway (i686 has no libcrypt here).
+ */
+const LOCAL_OPTIONS = `#define DROPBEAR_CLI_LOCALTCPFWD 0
+#define DROPBEAR_CLI_REMOTETCPFWD 0
+#define DROPBEAR_CLI_AGENTFWD 0
+#define DROPBEAR_SVR_PASSWORD_AUTH 0
+`;
+
+/** Dropbear's SSH client and scp, for exporting the relay's bundle; no server, so no host keys. */
+export const dropbearStage = packageStage({
+  name: 'dropbear',
+  title: 'dropbear (scp client)',
+  definition: import.meta.url,
+  source: 'dropbear',
+  async build(pkg) {
+    const { ctx, src, env, destdir, make } = pkg;
+    await ctx.exec(
+      './configure',
+      [
+        ...(await autoconfTriplets(pkg, 'src/config.guess')),
+        '--prefix=/usr',
+        // Its own libtomcrypt and libtommath, never whatever the build machine has.
+        '--enable-bundled-libtom',
+        '--disable-zlib',
+        // No logging and no login records: errors go to stderr only.
+        '--disable-syslog',
+        '--disable-lastlog',
+        '--disable-utmp',
+        '--disable-utmpx',
+        '--disable-wtmp',
+        '--disable-wtmpx',
+        '--disable-loginfunc',
+        '--disable-pututline',
+        '--disable-pututxline',
+      ],
+      { cwd: src, env },
+    );
+    await writeFile(join(src, 'localoptions.h'), LOCAL_OPTIONS);
+    await make([PROGRAMS]);
+    await make([PROGRAMS, 'install', `DESTDIR=${destdir}`]);
+    // Manual pages only; the image has none.
+    await rm(join(destdir, 'usr', 'share'), { recursive: true });
+  },
+});

@@ -1,0 +1,53 @@
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Arch } from '../config/schema.js';
+import { packageStage, withoutPie } from './package.js';
+
+const CONFIGURE_TARGET: Record<Arch, string> = { x86_64: 'linux-x86_64', i686: 'linux-elf' };
+
+/**
+ * What tor does not need, cut: loadable code (engines, providers as modules, the legacy
+ * provider, dlopen), datagram and QUIC transports, SSLv3, TLS compression, tests and docs.
+ * The `openssl` program stays: the export bundle is encrypted with `openssl enc`.
+ */
+const OPENSSL_OPTIONS = [
+  'shared',
+  'no-engine',
+  'no-module',
+  'no-legacy',
+  'no-dso',
+  'no-dtls',
+  'no-quic',
+  'no-ssl3',
+  'no-comp',
+  'no-tests',
+  'no-docs',
+  // -pie for the openssl program only: in LDFLAGS it would also reach the libraries' links.
+  'enable-pie',
+] as const;
+
+/** OpenSSL 3.5 (LTS), shared libssl and libcrypto, and the `openssl` program. */
+export const opensslStage = packageStage({
+  name: 'openssl',
+  title: 'OpenSSL',
+  definition: import.meta.url,
+  source: 'openssl',
+  async build({ ctx, src, tc, env, destdir, make }) {
+    // OpenSSL puts its -fPIC before CFLAGS, where the toolchain's -fPIE would override it for the libraries.
+    const cflags = `${env.CFLAGS} -fPIC`;
+    await ctx.exec('./Configure', [CONFIGURE_TARGET[tc.arch], '--prefix=/usr', '--libdir=lib', '--openssldir=/etc/ssl', ...OPENSSL_OPTIONS], {
+      cwd: src,
+      env: { ...env, CFLAGS: cflags, LDFLAGS: withoutPie(env.LDFLAGS!) },
+    });
+    // `openssl version -a` quotes the compiler flags: the scratch path in them is written as /build, like -ffile-prefix-map does.
+    await make(['crypto/buildinf.h', `CFLAGS=${cflags.replaceAll(ctx.work, '/build')}`]);
+    await make([]);
+    await make(['install_sw', `DESTDIR=${destdir}`]);
+    // Shared libraries only; c_rehash is a perl script, and the image has no perl. no-engine and
+    // no-module leave the engines and modules directories empty (rmdir fails if they are not).
+    const lib = join(destdir, 'usr', 'lib');
+    for (const file of await readdir(lib)) if (file.endsWith('.a')) await rm(join(lib, file));
+    await rm(join(destdir, 'usr', 'bin', 'c_rehash'));
+    for (const dir of ['engines-3', 'ossl-modules']) await rmdir(join(lib, dir));
+  },
+});
