@@ -31,7 +31,8 @@ async function buildOnce(): Promise<Map<string, string>> {
   await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
   const started = Date.now();
   const { stdout } = await execa('node', [cli, 'build', stage!, ...options, '--cache', cache], { env: { CI: 'true' } });
-  const line = stdout.split('\n').find((l) => l.split(/\s+/)[1] === stage)!;
+  // The result lines read `<arch> <stage> built|cached <dir>`; the progress lines above them do not.
+  const line = stdout.split('\n').find((l) => new RegExp(`^\\S+ +${stage} +(built|cached) `).test(l))!;
   console.log(`built ${stage} in ${((Date.now() - started) / 1000).toFixed(0)} s under ${cache}`);
   return files(line.split(/\s+/).at(-1)!);
 }
