@@ -9,6 +9,8 @@ export const testTools: readonly HostTool[] = [
   // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
   { file: '/bin/busybox', package: 'busybox-static' },
   { command: 'strace', package: 'strace' },
+  // The bundle tests open what the host sealed with `openssl enc`, as the image does.
+  { command: 'openssl', package: 'openssl' },
 ];
 
 /** Host tools the stages declare, plus what fetching and unpacking need. */
