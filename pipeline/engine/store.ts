@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StageInputs } from './inputs.js';
 
@@ -123,10 +123,6 @@ export class StageStore {
     }
     return removed;
   }
-
-  async size(): Promise<number> {
-    return dirSize(this.root);
-  }
 }
 
 function isAlive(pid: number): boolean {
@@ -137,13 +133,4 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-async function dirSize(path: string): Promise<number> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info) return 0;
-  if (!info.isDirectory()) return info.size;
-  let total = 0;
-  for (const entry of await readdir(path)) total += await dirSize(join(path, entry));
-  return total;
 }
