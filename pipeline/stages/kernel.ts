@@ -13,7 +13,7 @@ export const KERNEL_FRAGMENTS_DIR = join(projectRoot, 'kernel');
 
 /** The fragments of a build, in the order they are applied. */
 export function kernelFragmentNames(config: ResolvedConfig): string[] {
-  return ['base', 'hardening', `arch-${config.arch}`, 'drivers', ...(config.get('logging.kernel') ? ['debug'] : [])];
+  return ['base', 'hardening', `arch-${config.arch}`, 'console', 'drivers', ...(config.get('logging.kernel') ? ['debug'] : [])];
 }
 
 /** What `kernel-config` leaves for `kernel check`: every fragment symbol, wanted and actual. */
