@@ -20,6 +20,7 @@ import { packState, readState, unpackState, writeState } from './bundle/state.js
 import { sha256 } from './hash.js';
 import { join } from 'node:path';
 import type { FragmentReport } from './stages/kernel.js';
+import { formatLinkage, type LinkageRecord } from './elf/linkage.js';
 
 const common = {
   arch: { type: 'string', default: 'x86_64' },
@@ -165,17 +166,49 @@ ${configHelp}`,
     options: { ...common },
     async run(values, positionals) {
       if (positionals[0] !== 'check' || positionals.length !== 1) throw new InputError('usage: tor-ramdisk kernel check [--arch A]');
-      const pins = await loadPins();
-      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
       for (const arch of archList(values.arch)) {
-        const config = await configFor(selection(values, arch));
-        const results = await buildStages({ registry: stages, targets: ['kernel-config'], config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
-        const report = JSON.parse(await readFile(join(results.find((r) => r.stage === 'kernel-config')!.dir, 'fragments.json'), 'utf8')) as FragmentReport[];
+        const report = JSON.parse(await readFile(join(await stageOutput(values, arch, 'kernel-config'), 'fragments.json'), 'utf8')) as FragmentReport[];
         const width = Math.max(...report.map((r) => r.symbol.length));
         console.log(`kernel configuration for ${arch}: ${report.length} symbols set by fragments`);
         for (const r of report) {
           console.log(`${r.wanted === r.actual ? 'ok  ' : 'DIFF'}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}`);
         }
+      }
+    },
+  },
+  linkage: {
+    summary: 'the image\'s linkage graph: each object and the sonames it needs (--consumers: the inverse)',
+    usage: `tor-ramdisk linkage [--arch A] [--consumers SONAME] [options]
+
+Builds the initramfs (a cached stage after the first run) and prints, per ABI, every ELF
+object in it with the sonames it needs (DT_NEEDED). --consumers SONAME prints the inverse:
+which object provides SONAME and every object that needs it.
+
+${configHelp}`,
+    options: { ...common, consumers: { type: 'string' } },
+    async run(values) {
+      for (const arch of archList(values.arch)) {
+        const record = JSON.parse(await readFile(join(await stageOutput(values, arch, 'initramfs', 'silent'), 'linkage.json'), 'utf8')) as LinkageRecord;
+        console.log(formatLinkage(record, values.consumers === undefined ? undefined : String(values.consumers)));
+      }
+    },
+  },
+  audit: {
+    summary: 'the hardening of every ELF object in the image (PIE, RELRO, BIND_NOW, SSP, NX, W^X, TEXTREL, FORTIFY)',
+    usage: `tor-ramdisk audit [--arch A] [--json] [options]
+
+Builds the initramfs (a cached stage after the first run; the build itself fails when an
+object misses a property configs/audit-policy.json requires) and prints the audit of
+every ELF object in it: yes, no (NO where the policy requires it) or n/a.
+
+${configHelp}
+  --json          the rows as JSON, each property with its reason`,
+    options: { ...common, json: { type: 'boolean' } },
+    async run(values) {
+      for (const arch of archList(values.arch)) {
+        const dir = await stageOutput(values, arch, 'initramfs', 'silent');
+        if (values.json) process.stdout.write(await readFile(join(dir, 'audit.json'), 'utf8'));
+        else console.log(`${arch}\n${await readFile(join(dir, 'audit.txt'), 'utf8')}`);
       }
     },
   },
@@ -275,6 +308,14 @@ Default: remove every stage output and log, keep the verified downloads.`,
     },
   },
 };
+
+/** Builds one stage (and what it needs), or takes it from the cache: its output directory. */
+async function stageOutput(values: Record<string, unknown>, arch: Arch, stage: string, show: Renderer = renderer()): Promise<string> {
+  const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+  const config = await configFor(selection(values, arch));
+  const results = await buildStages({ registry: stages, targets: [stage], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: show });
+  return results.find((r) => r.stage === stage)!.dir;
+}
 
 function defaultTargets(): string[] {
   return [...IMAGE_TARGETS];

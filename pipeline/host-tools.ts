@@ -6,6 +6,8 @@ export const testTools: readonly HostTool[] = [
   { command: 'gpg', package: 'gnupg' },
   { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
   { command: 'qemu-system-i386', package: 'qemu-system-x86' },
+  // UEFI firmware for the x86_64 ISO's UEFI boot (qemu/x86_64.json names the file).
+  { file: '/usr/share/ovmf/OVMF.fd', package: 'ovmf' },
   // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
   { file: '/bin/busybox', package: 'busybox-static' },
   { command: 'strace', package: 'strace' },

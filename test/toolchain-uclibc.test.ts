@@ -60,6 +60,11 @@ for (const arch of ['x86_64', 'i686'] as const) {
     const tc = await readToolchain(dir);
     const env = { PATH: `${tc.binDir}:${process.env.PATH}` };
     t.regex((await execa(`${tc.prefix}ld`, ['--verbose'], { env })).stdout, /SEARCH_DIR/);
+    // Each emulation the kernel build links with (x86_64 links its real-mode trampoline as elf_i386).
+    for (const emulation of arch === 'x86_64' ? ['elf_x86_64', 'elf_i386'] : ['elf_i386']) {
+      const script = (await execa(`${tc.prefix}ld`, ['-m', emulation, '--verbose'], { env })).stdout;
+      t.regex(script, emulation === 'elf_i386' ? /OUTPUT_FORMAT\("elf32-i386"/ : /OUTPUT_FORMAT\("elf64-x86-64"/, emulation);
+    }
     t.true((await readdir(join(dir, tc.target, 'lib', 'ldscripts'))).length > 10);
     const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-kern-'));
     await writeFile(join(work, 'k.c'), 'int f(int *p) { return p[1]; }\n');

@@ -1,4 +1,4 @@
-import { copyFile, lstat, mkdir, readlink, realpath, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readlink, realpath, stat, symlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { BuildError, InputError } from '../errors.js';
 import { objectKind, readElf, type Abi, type ElfInfo, type ElfObject } from './read.js';
@@ -209,19 +209,59 @@ async function realFile(path: string, sysroot: string | undefined): Promise<stri
 }
 
 /**
- * Copies the resolved files into an image root: libraries under `libDir` by their soname, the
- * loader at its PT_INTERP path. Returns the paths written, as paths inside the image.
+ * Copies the resolved files into an image root: the loader at its PT_INTERP path, libraries
+ * under `libDir` by their soname. A file needed under two names (glibc's loader is also
+ * libc.so.6's DT_NEEDED) is copied once; the second name is a relative symlink to it.
+ * Returns the paths written, as paths inside the image.
  */
 export async function installLibraries(files: NeededFile[], root: string, libDir = '/lib'): Promise<string[]> {
   const written = new Map<string, string>();
-  for (const needed of files) {
+  const copies = new Map<string, string>();
+  const ordered = [...files.filter((f) => f.kind === 'interpreter'), ...files.filter((f) => f.kind !== 'interpreter')];
+  for (const needed of ordered) {
     const target = needed.kind === 'interpreter' ? needed.name : join(libDir, needed.name);
     const previous = written.get(target);
     if (previous === needed.file) continue;
     if (previous !== undefined) throw new BuildError(`both ${previous} and ${needed.file} would be installed as ${target}`, undefined, undefined, { hint: 'Install each ABI into its own image root.' });
     await mkdir(dirname(join(root, target)), { recursive: true });
-    await copyFile(needed.file, join(root, target));
+    const copy = copies.get(needed.file);
+    if (copy === undefined) {
+      await copyFile(needed.file, join(root, target));
+      copies.set(needed.file, target);
+    } else {
+      await symlink(relative(dirname(target), copy), join(root, target));
+    }
     written.set(target, needed.file);
   }
   return [...written.keys()].sort();
+}
+
+/** The graphs as the initramfs stage records them (linkage.json): per ABI, needs and providers. */
+export type LinkageRecord = Record<string, { needs: Record<string, string[]>; providers: Record<string, string> }>;
+
+export function linkageRecord(graphs: Map<Abi, LinkageGraph>): LinkageRecord {
+  const sorted = <T>(map: Map<string, T>) => Object.fromEntries([...map].sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries([...graphs].map(([abi, g]) => [abi, { needs: sorted(g.needs), providers: sorted(g.providers) }]));
+}
+
+/** object → needed sonames, one line per object; with `consumersOf`, the inverse for that soname. */
+export function formatLinkage(record: LinkageRecord, consumersOf?: string): string {
+  const lines: string[] = [];
+  for (const [abi, { needs, providers }] of Object.entries(record)) {
+    if (consumersOf === undefined) {
+      const width = Math.max(...Object.keys(needs).map((p) => p.length));
+      lines.push(`${abi}: ${Object.keys(needs).length} objects`);
+      for (const [path, sonames] of Object.entries(needs)) lines.push(`  ${path.padEnd(width)}  → ${sonames.length > 0 ? sonames.join(', ') : '(nothing)'}`);
+      continue;
+    }
+    const consumers = Object.entries(needs).filter(([, sonames]) => sonames.includes(consumersOf)).map(([path]) => path);
+    if (consumers.length === 0 && providers[consumersOf] === undefined) continue;
+    lines.push(`${consumersOf} (${abi}), provided by ${providers[consumersOf] ?? 'nothing'}, needed by ${consumers.length} objects`);
+    for (const path of consumers) lines.push(`  ${path}`);
+  }
+  if (consumersOf !== undefined && lines.length === 0) {
+    const known = [...new Set(Object.values(record).flatMap((g) => Object.keys(g.providers)))].sort();
+    throw new InputError(`no object in the image provides or needs ${consumersOf}`, { hint: `Sonames in the image: ${known.join(', ')}` });
+  }
+  return lines.join('\n');
 }

@@ -11,6 +11,8 @@ export interface Machine {
   machine: string;
   cpu: string;
   memoryMb: number;
+  /** The UEFI firmware image (Debian's OVMF), where the arch boots UEFI. */
+  uefi?: string;
 }
 
 export async function readMachine(arch: Arch): Promise<Machine> {
@@ -33,17 +35,31 @@ export interface GuestNetwork {
   guestfwd?: string[];
 }
 
-export interface BootOptions {
+/** Boot a kernel directly, or an image (the ISO) from a CD drive or a hard disk (a USB stick's view). */
+export type BootMedium =
+  | { kernel: string; initrd?: string; append: string }
+  | { image: string; as: 'cdrom' | 'disk'; firmware: 'bios' | 'uefi' };
+
+export type BootOptions = BootMedium & {
   arch: Arch;
-  kernel: string;
-  initrd?: string;
-  append: string;
   /** Extra devices, e.g. `virtio-rng-pci`. */
   devices?: string[];
   network?: GuestNetwork;
   /** Data for the guest through fw_cfg (`name=opt/...,file=...`): never on the command line. */
   fwCfg?: string[];
   timeoutMs: number;
+};
+
+function mediumArgs(machine: Machine, medium: BootMedium): string[] {
+  if ('kernel' in medium) return ['-kernel', medium.kernel, ...(medium.initrd ? ['-initrd', medium.initrd] : []), '-append', medium.append];
+  const firmware: string[] = [];
+  if (medium.firmware === 'uefi') {
+    if (!machine.uefi) throw new InputError(`${machine.binary}: no UEFI firmware in the machine definition`);
+    firmware.push('-bios', machine.uefi);
+  }
+  // A disk is opened as a snapshot: the guest never writes to the image.
+  const drive = medium.as === 'cdrom' ? 'media=cdrom,readonly=on' : 'media=disk,snapshot=on';
+  return [...firmware, '-drive', `file=${medium.image},format=raw,if=ide,${drive}`];
 }
 
 export function qemuArgs(machine: Machine, options: BootOptions): string[] {
@@ -63,11 +79,7 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
     '-monitor',
     'none',
     '-no-reboot',
-    '-kernel',
-    options.kernel,
-    ...(options.initrd ? ['-initrd', options.initrd] : []),
-    '-append',
-    options.append,
+    ...mediumArgs(machine, options),
   ];
   for (const device of options.devices ?? []) args.push('-device', device);
   for (const item of options.fwCfg ?? []) args.push('-fw_cfg', item);

@@ -2,6 +2,7 @@ import type { Stage } from '../engine/stage.js';
 import { busyboxStage } from './busybox.js';
 import { dropbearStage } from './dropbear.js';
 import { initramfsStage } from './initramfs.js';
+import { isoStage } from './iso.js';
 import { kernelConfigStage, kernelEmbeddedStage, kernelStage } from './kernel.js';
 import { libeventStage } from './libevent.js';
 import { opensslStage } from './openssl.js';
@@ -22,7 +23,8 @@ export const stages: readonly Stage[] = [
   kernelStage,
   initramfsStage,
   kernelEmbeddedStage,
+  isoStage,
 ];
 
-/** What `build` makes by default: the images (bzImage + initramfs, and the kernel with it inside). */
-export const IMAGE_TARGETS = ['kernel', 'initramfs', 'kernel-embedded'] as const;
+/** What `build` makes by default: the three images (bzImage + initramfs, the kernel with it inside, the hybrid ISO). */
+export const IMAGE_TARGETS = ['kernel', 'initramfs', 'kernel-embedded', 'iso'] as const;
