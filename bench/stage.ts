@@ -1,6 +1,8 @@
 // Cold and cached build figures for one stage: `node dist/bench/stage.js STAGE [build options]`.
-// The stage cache starts empty (downloads are shared with the default cache); the build runs
-// under /usr/bin/time, so CPU time and peak memory include every compiler it starts.
+// The stage cache starts empty (downloads are shared with the default cache), unless
+// `--cache DIR` names one: then "cold" builds what that cache lacks (a toolchain measured
+// where it will be used, say). The build runs under /usr/bin/time, so CPU time and peak
+// memory include every compiler it starts.
 import { execa } from 'execa';
 import { mkdir, mkdtemp, symlink } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -14,9 +16,12 @@ if (args.length === 0 || args[0]!.startsWith('-')) {
   console.error('usage: node dist/bench/stage.js STAGE [--arch A] [--set key=value]…');
   process.exit(2);
 }
-const cache = await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-'));
-await mkdir(join(defaultCacheRoot(), 'downloads'), { recursive: true });
-await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
+const given = args.indexOf('--cache');
+const cache = given >= 0 ? args.splice(given, 2)[1]! : await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-'));
+if (given < 0) {
+  await mkdir(join(defaultCacheRoot(), 'downloads'), { recursive: true });
+  await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
+}
 
 async function timed(label: string) {
   const result = await execa('/usr/bin/time', ['-f', '%e %U %S %M', 'node', cli, 'build', ...args, '--cache', cache], { reject: false, env: { CI: 'true' } });
