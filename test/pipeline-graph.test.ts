@@ -36,3 +36,16 @@ test("the toolchain variant reaches every stage's key", async (t) => {
   const uclibc = await keys(() => {}, ['toolchain.variant=uclibc']);
   t.deepEqual(changed(host, uclibc), Object.keys(host).sort());
 });
+
+test('a file under initramfs/ is read by the initramfs stage alone, and reaches only the images built on it', (t) => {
+  const readers = stages.filter((s) => (s.files ?? []).some((f) => f === 'initramfs' || f.startsWith('initramfs/'))).map((s) => s.name);
+  t.deepEqual(readers, ['initramfs']);
+  const reached = new Set<string>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const s of stages) {
+      if (!reached.has(s.name) && (s.deps ?? []).some((d) => d === 'initramfs' || reached.has(d))) grew = Boolean(reached.add(s.name));
+    }
+  }
+  t.deepEqual([...reached].sort(), ['iso', 'kernel-embedded']);
+});

@@ -54,6 +54,9 @@ export const isoStage: Stage = {
     await copyFile(file('ldlinux.c32'), join(tree, 'isolinux', 'ldlinux.c32'));
     await writeFile(join(tree, 'isolinux', 'isolinux.cfg'), isolinuxConfig(ctx.config.arch));
     await copyFile(kernel, join(tree, 'boot', 'bzImage'));
+    // Every file dated SOURCE_DATE_EPOCH, before mcopy -m carries the kernel's date into the FAT.
+    const dateAll = () => ctx.exec('find', [tree, '-exec', 'touch', '-h', '-d', `@${epoch}`, '{}', '+']);
+    await dateAll();
 
     const efi = ctx.config.arch === 'x86_64';
     if (efi) {
@@ -63,9 +66,9 @@ export const isoStage: Stage = {
       const kib = Math.ceil((await stat(kernel)).size / 1024) + 512;
       await ctx.exec('mkfs.fat', ['-C', '--invariant', '-i', '7e2d0000', '-n', 'TORRAMDISK', image, String(kib)], { env });
       await ctx.exec('mmd', ['-i', image, '::/EFI', '::/EFI/BOOT'], { env });
-      await ctx.exec('mcopy', ['-m', '-i', image, kernel, '::/EFI/BOOT/BOOTX64.EFI'], { env });
+      await ctx.exec('mcopy', ['-m', '-i', image, join(tree, 'boot', 'bzImage'), '::/EFI/BOOT/BOOTX64.EFI'], { env });
+      await dateAll();
     }
-    await ctx.exec('find', [tree, '-exec', 'touch', '-h', '-d', `@${epoch}`, '{}', '+']);
 
     ctx.progress('writing the ISO');
     const iso = join(ctx.out, isoName(ctx));
