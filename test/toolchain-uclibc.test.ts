@@ -30,7 +30,7 @@ test('configure arguments: the target triplet, the sysroot, and hardening by def
 });
 
 for (const arch of ['x86_64', 'i686'] as const) {
-  const dir = tiers().uclibc[arch];
+  const dir = tiers().uclibc[arch]?.toolchain;
   if (!dir) {
     test.skip(`uclibc ${arch}: not run, the uClibc-ng toolchain is not in the cache (tor-ramdisk build toolchain --arch ${arch})`, () => {});
     continue;

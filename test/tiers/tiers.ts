@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Arch } from '../../pipeline/config/schema.js';
 
-/** What `detect` found: the cached uClibc-ng toolchain's output directory per arch. */
+/** What `detect` found: per arch, the uClibc-ng stages in the cache (stage → output directory). */
 export interface Tiers {
-  uclibc: Partial<Record<Arch, string>>;
+  uclibc: Partial<Record<Arch, Record<string, string>>>;
 }
+
+/** The uClibc-ng stages the tiered tests use; `detect` looks each one up. */
+export const UCLIBC_TIER_STAGES = ['toolchain', 'zlib', 'libevent', 'openssl', 'tor', 'iso'] as const;
 
 export const TIERS_FILE = fileURLToPath(new URL('../../test-tiers.json', import.meta.url));
 

@@ -1,0 +1,104 @@
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadLayers } from '../pipeline/config/layers.js';
+import { resolveConfig } from '../pipeline/config/resolve.js';
+import { cacheDirs } from '../pipeline/context.js';
+import { buildStages } from '../pipeline/engine/build.js';
+import { readElf } from '../pipeline/elf/read.js';
+import { boot } from '../pipeline/qemu/boot.js';
+import { loadPins } from '../pipeline/sources/pins.js';
+import { stages } from '../pipeline/stages/index.js';
+import { readToolchain } from '../pipeline/toolchain/toolchain.js';
+import { tiers } from './tiers/tiers.js';
+
+// tor's own unit tests (src/test/test of its tree, kept by the tor stage in tests/), run here
+// against the cross-built tor and the cross-built zlib, libevent and OpenSSL.
+const LIBRARY_STAGES = ['zlib', 'libevent', 'openssl'] as const;
+
+interface TorTestRun {
+  ok: number;
+  failed: number;
+  skipped: number;
+  output: string;
+}
+
+function summary(output: string): TorTestRun {
+  const ok = output.match(/^(\d+) tests ok\.\s+\((\d+) skipped\)/m);
+  if (ok) return { ok: Number(ok[1]), failed: 0, skipped: Number(ok[2]), output };
+  const failed = output.match(/^(\d+)\/(\d+) TESTS FAILED\.\s+\((\d+) skipped\)/m);
+  if (!failed) throw new Error(`no summary line in tor's test output:\n${output.slice(-3000)}`);
+  return { ok: Number(failed[2]) - Number(failed[1]), failed: Number(failed[1]), skipped: Number(failed[3]), output };
+}
+
+function report(t: ExecutionContext, label: string, run: TorTestRun): void {
+  t.log(`${label}: ${run.ok} ok, ${run.failed} failed, ${run.skipped} skipped`);
+  const failures = run.output.split('\n').filter((line) => /\[FAILED\]|: \[FAILED\]|FAIL /.test(line));
+  t.is(run.failed, 0, failures.slice(0, 40).join('\n'));
+  t.true(run.ok > 1000, `only ${run.ok} tests ran`);
+}
+
+test('host x86_64: tor\'s unit tests pass against the cross-built tor and its libraries', async (t) => {
+  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay', flags: ['toolchain.variant=host'] }));
+  const dirs = cacheDirs();
+  const results = await buildStages({ registry: stages, targets: ['tor'], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
+  const dir = (stage: string) => results.find((r) => r.stage === stage)!.dir;
+  const libraryPath = LIBRARY_STAGES.map((s) => join(dir(s), 'usr', 'lib')).join(':');
+  const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-tortest-'));
+  const run = await execa(join(dir('tor'), 'tests', 'test'), [], { cwd: work, env: { LD_LIBRARY_PATH: libraryPath }, all: true, reject: false, timeout: 900_000 });
+  report(t, 'tor unit tests (host toolchain, x86_64)', summary(run.all ?? ''));
+});
+
+// uClibc-ng tier: the x86_64 programs run here through the toolchain's own loader, which is
+// not on this machine: a private mount namespace overlays the sysroot's /lib on /lib.
+const uclibc = tiers().uclibc.x86_64 ?? {};
+if (uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s])) {
+  test('uclibc x86_64: tor --version runs, and tor\'s unit tests pass, under uClibc-ng', async (t) => {
+    const tc = await readToolchain(uclibc.toolchain!);
+    const interpreter = (await readElf(join(uclibc.tor!, 'usr', 'bin', 'tor'))).interpreter;
+    t.regex(interpreter ?? '', /^\/lib\/ld64-uClibc\.so\.\d$/);
+    const libraryPath = LIBRARY_STAGES.map((s) => join(uclibc[s]!, 'usr', 'lib')).join(':');
+    const inNamespace = (program: string, args: string[], cwd: string) =>
+      execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t overlay overlay -o "lowerdir=/lib:$1" /lib && shift && exec "$@"', 'sh', join(tc.sysroot, 'lib'), program, ...args], {
+        cwd,
+        env: { LD_LIBRARY_PATH: libraryPath },
+        all: true,
+        reject: false,
+        timeout: 900_000,
+      });
+    const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-tortest-'));
+    const version = await inNamespace(join(uclibc.tor!, 'usr', 'bin', 'tor'), ['--version'], work);
+    t.regex(version.stdout, /^Tor version 0\.4\.9\.\d+/, version.all);
+    t.log(version.stdout.split('\n')[0]);
+    report(t, 'tor unit tests (uClibc-ng toolchain, x86_64)', summary((await inNamespace(join(uclibc.tor!, 'tests', 'test'), [], work)).all ?? ''));
+  });
+} else {
+  test.skip('uclibc x86_64: tor\'s unit tests: not run, the uClibc-ng tor is not in the cache (tor-ramdisk build --arch x86_64)', () => {});
+}
+
+for (const arch of ['x86_64', 'i686'] as const) {
+  const iso = tiers().uclibc[arch]?.iso;
+  if (!iso) {
+    test.skip(`uclibc ${arch}: the release ISO boots to the menu: not run, not in the cache (tor-ramdisk build --arch ${arch})`, () => {});
+    continue;
+  }
+  test(`uclibc ${arch}: the release ISO boots from CD to the menu, runs tor, and halts`, async (t) => {
+    const guest = await boot({ arch, image: join(iso, `tor-ramdisk-${arch}.iso`), as: 'cdrom', firmware: 'bios', timeoutMs: 420_000 });
+    try {
+      await guest.waitFor(/boot: $/, 120_000);
+      guest.type('serial\n');
+      await guest.waitFor(/10 +Halt \(power off\)\n\n> $/, 240_000);
+      guest.type('8\n');
+      await guest.waitFor(/# $/, 30_000);
+      guest.type('tor --version | head -1; cat /etc/tor-ramdisk-release; poweroff -f\n');
+      const { exitCode } = await guest.exited;
+      t.is(exitCode, 0);
+      t.regex(guest.output(), /Tor version 0\.4\.9\.\d+/);
+      t.regex(guest.output(), new RegExp(`arch=${arch}\\nprofile=relay\\ntoolchain=uclibc \\(${arch}-linux-uclibc, uclibc-ng\\)`));
+    } finally {
+      guest.kill();
+    }
+  });
+}
