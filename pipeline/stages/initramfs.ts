@@ -1,7 +1,7 @@
 import { cp, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Stage, StageContext } from '../engine/stage.js';
-import { InputError } from '../errors.js';
+import { BuildError, InputError } from '../errors.js';
 import { auditObjects, enforceAuditPolicy, formatAudit, loadAuditPolicy } from '../elf/audit.js';
 import { checkLinkage, installLibraries, linkageGraph, linkageRecord, resolveLibraries } from '../elf/linkage.js';
 import { readElf } from '../elf/read.js';
@@ -78,6 +78,12 @@ export const initramfsStage: Stage = {
       { path: 'dev/console', type: 'chardev' as const, mode: 0o600, major: 5, minor: 1 },
       { path: 'dev/null', type: 'chardev' as const, mode: 0o666, major: 1, minor: 3 },
     ];
+    // No build path in the image: the stage cache's location must not reach a file.
+    const storeRoot = dirname(dirname(dirname(ctx.deps.toolchain!.dir)));
+    const leaked = entries.filter((e) => e.type === 'file' && e.data.includes(storeRoot)).map((e) => `/${e.path}`);
+    if (leaked.length > 0) {
+      throw new BuildError(`build paths (${storeRoot}/…) left in: ${leaked.join(', ')}`, ctx.stage.name, ctx.logPath, { hint: 'Build the package that installs them with -ffile-prefix-map, or strip them.' });
+    }
     const cpio = join(ctx.out, 'initramfs.cpio');
     await writeFile(cpio, newcArchive(entries, Number(ctx.config.get('build.sourceDateEpoch'))));
     // crc32: the kernel's xz decoder checks nothing stronger; one thread: the same bytes every time.
