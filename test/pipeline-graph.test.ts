@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { loadLayers } from '../pipeline/config/layers.js';
 import { resolveConfig } from '../pipeline/config/resolve.js';
 import { planStages } from '../pipeline/engine/plan.js';
+import { stageFiles } from '../pipeline/engine/stage.js';
 import { StageStore } from '../pipeline/engine/store.js';
 import { loadPins } from '../pipeline/sources/pins.js';
 import { IMAGE_TARGETS, stages } from '../pipeline/stages/index.js';
@@ -37,9 +38,12 @@ test("the toolchain variant reaches every stage's key", async (t) => {
   t.deepEqual(changed(host, uclibc), Object.keys(host).sort());
 });
 
-test('a file under initramfs/ is read by the initramfs stage alone, and reaches only the images built on it', (t) => {
-  const readers = stages.filter((s) => (s.files ?? []).some((f) => f === 'initramfs' || f.startsWith('initramfs/'))).map((s) => s.name);
-  t.deepEqual(readers, ['initramfs']);
+test('a file under initramfs/ is read by the initramfs stage alone, and reaches only the images built on it', async (t) => {
+  for (const arch of ['x86_64', 'i686'] as const) {
+    const config = resolveConfig(await loadLayers({ arch, profile: 'relay' }));
+    const readers = stages.filter((s) => stageFiles(s, config).some((f) => f === 'initramfs' || f.startsWith('initramfs/'))).map((s) => s.name);
+    t.deepEqual(readers, ['initramfs']);
+  }
   const reached = new Set<string>();
   for (let grew = true; grew; ) {
     grew = false;
@@ -48,4 +52,13 @@ test('a file under initramfs/ is read by the initramfs stage alone, and reaches 
     }
   }
   t.deepEqual([...reached].sort(), ['iso', 'kernel-embedded']);
+});
+
+test('a kernel fragment of one arch reaches only that arch\'s kernel', async (t) => {
+  for (const [arch, other] of [['x86_64', 'i686'], ['i686', 'x86_64']] as const) {
+    const config = resolveConfig(await loadLayers({ arch, profile: 'relay' }));
+    const files = stages.flatMap((s) => stageFiles(s, config));
+    t.true(files.includes(`kernel/arch-${arch}.config`));
+    t.false(files.includes(`kernel/arch-${other}.config`));
+  }
 });

@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { canonicalJson, sha256, sha256File } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import type { SourcePins } from '../sources/pins.js';
-import { stageSources, type Stage } from './stage.js';
+import { stageFiles, stageSources, type Stage } from './stage.js';
 
 /** Everything a stage's output depends on, in canonical form. Its sha256 is the stage's key. */
 export interface StageInputs {
@@ -36,7 +36,7 @@ export async function stageInputs(
     };
   }
   const files: Record<string, string> = {};
-  for (const path of stage.files ?? []) Object.assign(files, await hashTree(root, join(root, path)));
+  for (const path of stageFiles(stage, config)) Object.assign(files, await hashTree(root, join(root, path)));
   return {
     stage: stage.name,
     definition: await definitionHash(stage),

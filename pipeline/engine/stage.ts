@@ -20,8 +20,8 @@ export interface Stage {
   config?: readonly string[];
   /** Stages whose outputs it uses. */
   deps?: readonly string[];
-  /** Project files or folders it reads (kernel fragments, the initramfs tree). */
-  files?: readonly string[];
+  /** Project files or folders it reads (kernel fragments, the initramfs tree); may depend on the configuration. */
+  files?: readonly string[] | ((config: ResolvedConfig) => readonly string[]);
   tools?: readonly HostTool[];
   run(ctx: StageContext): Promise<void>;
 }
@@ -53,4 +53,8 @@ export interface StageContext {
 
 export function stageSources(stage: Stage, config: ResolvedConfig): readonly string[] {
   return typeof stage.sources === 'function' ? stage.sources(config) : (stage.sources ?? []);
+}
+
+export function stageFiles(stage: Stage, config: ResolvedConfig): readonly string[] {
+  return typeof stage.files === 'function' ? stage.files(config) : (stage.files ?? []);
 }

@@ -77,7 +77,8 @@ export const kernelConfigStage: Stage = {
   sources: ['linux'],
   deps: ['toolchain'],
   config: CONFIG_KEYS,
-  files: ['kernel'],
+  // Only what this arch's build reads: an i686 fragment does not rebuild the x86_64 kernel.
+  files: (config) => [...kernelFragmentNames(config).map((name) => `kernel/${name}.config`), 'kernel/patches'],
   tools: KERNEL_TOOLS,
   async run(ctx) {
     const { src, build, make } = await kernelTree(ctx);
