@@ -3,20 +3,27 @@ import { execa } from 'execa';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { homedir, tmpdir, userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { open as hostOpen, seal as hostSeal } from '../pipeline/bundle/format.js';
 import { tarArchive, type TarEntry } from '../pipeline/bundle/ustar.js';
+import { loadLayers } from '../pipeline/config/layers.js';
+import { resolveConfig } from '../pipeline/config/resolve.js';
+import { cacheDirs } from '../pipeline/context.js';
+import { buildStages } from '../pipeline/engine/build.js';
+import { loadPins } from '../pipeline/sources/pins.js';
+import { stages } from '../pipeline/stages/index.js';
 import { decodeBundle, encodeBundle, signingCert, tarMembers } from './fixtures/runtime/bundle-codec.js';
 import { startControlPort } from './fixtures/runtime/control-port.js';
 import { startFtpServer } from './fixtures/runtime/ftp-server.js';
-import { scratchInitramfs, SerialGuest } from './fixtures/runtime/guest.js';
+import { buildDropbearServer } from './fixtures/runtime/dropbear-server.js';
+import { SerialGuest } from './fixtures/runtime/guest.js';
 import { box, exists, leftovers, sh, snapshot, type Box } from './fixtures/runtime/shell.js';
 
 // Tier: unit and local integration. The image's runtime (initramfs/usr/lib/tor-ramdisk) under
 // the host's busybox ash and openssl; FTP, SSH and the control port are servers started here
-// on 127.0.0.1. With TRD_TEST_KERNEL=bzImage, init and the menu are also booted under QEMU in
-// a scratch image (the host's static busybox and openssl; no tor).
+// on 127.0.0.1. The SCP client is the image's own (the dropbear stage, host toolchain), and the
+// x86_64 image itself boots under QEMU for an FTP import and export over the serial console.
 
 const PASSPHRASE = 'correct horse battery staple, ünïcode too';
 const RELAY_TORRC = 'Nickname ramdisk\nORPort 9001\nContactInfo email:ops[]example.org\n';
@@ -513,19 +520,29 @@ test('an FTP server that is not there: a clear message, nothing left behind', as
   t.deepEqual(await leftovers(b), []);
 });
 
-// --- SCP, against a real dropbear (TRD_TEST_DROPBEAR=DIR with bin/dbclient, bin/scp,
-// bin/dropbearkey, sbin/dropbear; skipped without one) -------------------------------------
+// --- SCP: the image's client (the dropbear stage's dbclient and scp, host toolchain) against a
+// real SSH server on 127.0.0.1 (dropbear's server, built by the test from the same source) ---
 
-const dropbearDir = process.env.TRD_TEST_DROPBEAR;
+async function hostStages(targets: string[]) {
+  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay', flags: ['toolchain.variant=host'] }));
+  const dirs = cacheDirs();
+  const results = await buildStages({ registry: stages, targets, config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
+  return (stage: string) => results.find((r) => r.stage === stage)!.dir;
+}
+
+async function scpBox() {
+  const dropbear = (await hostStages(['dropbear']))('dropbear');
+  return box({ TRD_DBCLIENT: join(dropbear, 'usr/bin/dbclient'), TRD_SCP: join(dropbear, 'usr/bin/scp') });
+}
 
 async function dropbearServer(t: import('ava').ExecutionContext, b: Box) {
-  const bin = (name: string) => join(dropbearDir!, name);
+  const { dropbear, dropbearkey } = await buildDropbearServer();
   const hostKey = join(b.root, 'hostkey');
-  const made = await execa(bin('bin/dropbearkey'), ['-t', 'ed25519', '-f', hostKey]);
+  const made = await execa(dropbearkey, ['-t', 'ed25519', '-f', hostKey]);
   const fingerprint = /SHA256:[A-Za-z0-9+/]{43}/.exec(made.stdout)![0];
   // The client's key: root's ~/.ssh/id_dropbear in the box, its public half authorized.
   await mkdir(join(b.home, '.ssh'), { recursive: true, mode: 0o700 });
-  const client = await execa(bin('bin/dropbearkey'), ['-t', 'ed25519', '-f', join(b.home, '.ssh', 'id_dropbear')]);
+  const client = await execa(dropbearkey, ['-t', 'ed25519', '-f', join(b.home, '.ssh', 'id_dropbear')]);
   // dropbear wants every directory above authorized_keys closed to others: not under /tmp.
   await mkdir(join(homedir(), '.cache'), { recursive: true, mode: 0o700 });
   const authDir = await mkdtemp(join(homedir(), '.cache', 'tor-ramdisk-test-ssh-'));
@@ -533,7 +550,7 @@ async function dropbearServer(t: import('ava').ExecutionContext, b: Box) {
   await writeFile(join(authDir, 'authorized_keys'), `${client.stdout.split('\n').find((l) => l.startsWith('ssh-ed25519'))}\n`);
   await chmod(join(authDir, 'authorized_keys'), 0o600);
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const server = execa(bin('sbin/dropbear'), ['-F', '-E', '-s', '-p', `127.0.0.1:${port}`, '-r', hostKey, '-D', authDir, '-P', join(b.root, 'dropbear.pid')], { reject: false });
+  const server = execa(dropbear, ['-F', '-E', '-s', '-p', `127.0.0.1:${port}`, '-r', hostKey, '-D', authDir, '-P', join(b.root, 'dropbear.pid')], { reject: false });
   t.teardown(() => void server.kill());
   await new Promise((resolve) => setTimeout(resolve, 500));
   const remote = join(b.root, 'remote');
@@ -542,10 +559,8 @@ async function dropbearServer(t: import('ava').ExecutionContext, b: Box) {
   return { fingerprint, url: `scp://${userInfo().username}@127.0.0.1:${port}/${remote}/r1.trd`, remote };
 }
 
-const scpTest = dropbearDir ? test : test.skip;
-
-scpTest('scp: a host key that does not match the fingerprint is refused; nothing sent, nothing trusted', async (t) => {
-  const b = await box({ TRD_DBCLIENT: join(dropbearDir!, 'bin/dbclient'), TRD_SCP: join(dropbearDir!, 'bin/scp') });
+test('scp: a host key that does not match the fingerprint is refused; nothing sent, nothing trusted', async (t) => {
+  const b = await scpBox();
   await seed(b);
   const { url, remote } = await dropbearServer(t, b);
   const result = await sh(b, 'IFS= read -r TRD_PASSPHRASE; TRD_PASSWORD=; TRD_HOSTKEY=$2; transfer_export "$1"', { input: `${PASSPHRASE}\n`, args: [url, KEY] });
@@ -556,8 +571,8 @@ scpTest('scp: a host key that does not match the fingerprint is refused; nothing
   t.false(await exists(join(remote, 'r1.trd.part')));
 });
 
-scpTest('scp: with the right fingerprint, export and import round-trip and known_hosts is written', async (t) => {
-  const b = await box({ TRD_DBCLIENT: join(dropbearDir!, 'bin/dbclient'), TRD_SCP: join(dropbearDir!, 'bin/scp') });
+test('scp: with the right fingerprint, export and import round-trip and known_hosts is written', async (t) => {
+  const b = await scpBox();
   await seed(b);
   const before = await snapshot(b);
   const { url, fingerprint, remote } = await dropbearServer(t, b);
@@ -576,7 +591,7 @@ scpTest('scp: with the right fingerprint, export and import round-trip and known
   t.deepEqual(await snapshot(b), before);
 });
 
-// --- booting it (TRD_TEST_KERNEL=path/to/bzImage; skipped without one) ------------------------
+// --- booting it: the x86_64 image (host toolchain), with an FTP server on 127.0.0.1 ---------
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -586,12 +601,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const bootTest = process.env.TRD_TEST_KERNEL ? test : test.skip;
-
-bootTest('boot: DHCP, an FTP import asked on the console, the menu over serial, an export, power off', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-guest-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const initrd = await scratchInitramfs(dir);
+test('boot: DHCP, an FTP import asked on the console, the menu over serial, an export, power off', async (t) => {
+  const image = await hostStages(['kernel', 'initramfs']);
   const dataPort = await freePort();
   const server = await startFtpServer({ user: 'relay', password: 'ftp secret pw', passivePort: dataPort });
   t.teardown(() => server.close());
@@ -599,7 +610,14 @@ bootTest('boot: DHCP, an FTP import asked on the console, the menu over serial, 
   const plaintext = tarArchive([{ path: 'torrc', body: 'Nickname booted\nORPort 9001\n' }, { path: 'keys/', type: 'dir' }, ...Object.entries(keys).map(([name, body]) => ({ path: `keys/${name}`, body }))]);
   server.files.set('r1.trd', hostSeal(plaintext, Buffer.from(PASSPHRASE), 100_000));
   const forward = (port: number, to: number) => `tcp:10.0.2.100:${port}-cmd:busybox nc 127.0.0.1 ${to}`;
-  const guest = new SerialGuest(process.env.TRD_TEST_KERNEL!, initrd, 'console=ttyS0 trd.net=dhcp trd.import=ftp://relay@10.0.2.100/r1.trd', [forward(21, server.port), forward(dataPort, dataPort)]);
+  const guest = await SerialGuest.start({
+    arch: 'x86_64',
+    kernel: join(image('kernel'), 'bzImage'),
+    initrd: join(image('initramfs'), 'initramfs.cpio.xz'),
+    append: 'console=ttyS0 trd.net=dhcp trd.import=ftp://relay@10.0.2.100/r1.trd',
+    network: { guestfwd: [forward(21, server.port), forward(dataPort, dataPort)] },
+    timeoutMs: 600_000,
+  });
   t.teardown(() => guest.kill());
 
   await guest.waitFor(/password for relay@10\.0\.2\.100 \(empty: none\): /);

@@ -79,7 +79,7 @@ export class StageStore {
   async recordLast(stage: string, slot: string, inputs: StageInputs): Promise<void> {
     await mkdir(join(this.root, stage), { recursive: true });
     const path = join(this.root, stage, `last-${slot}.json`);
-    const temp = `${path}.${process.pid}.tmp`;
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     await writeFile(temp, `${JSON.stringify(inputs, null, 2)}\n`);
     await rename(temp, path);
   }

@@ -31,7 +31,10 @@ export async function readMachine(arch: Arch): Promise<Machine> {
 export interface GuestNetwork {
   /** `tcp:127.0.0.1:HOSTPORT-:GUESTPORT`: host 127.0.0.1:HOSTPORT reaches the guest (never `tcp::`, which binds every address). */
   hostfwd?: string[];
-  /** `tcp:GUESTADDR:GUESTPORT-tcp:127.0.0.1:PORT`: the guest reaches one local server. */
+  /**
+   * `tcp:GUESTADDR:GUESTPORT-tcp:127.0.0.1:PORT`: the guest reaches one local server; or
+   * `…-cmd:busybox nc 127.0.0.1 PORT`, a connection per guest connection (FTP opens several).
+   */
   guestfwd?: string[];
 }
 
@@ -87,7 +90,7 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
     args.push('-nic', 'none');
   } else {
     for (const forward of [...(options.network.hostfwd ?? []), ...(options.network.guestfwd ?? [])]) {
-      const local = forward.startsWith('tcp:127.0.0.1:') || /-tcp:127\.0\.0\.1:\d+$/.test(forward);
+      const local = forward.startsWith('tcp:127.0.0.1:') || /-(tcp:127\.0\.0\.1:|cmd:busybox nc 127\.0\.0\.1 )\d+$/.test(forward);
       if (!local) throw new InputError(`QEMU forward "${forward}" does not stay on 127.0.0.1`);
     }
     const forwards = [...(options.network.hostfwd ?? []).map((f) => `hostfwd=${f}`), ...(options.network.guestfwd ?? []).map((f) => `guestfwd=${f}`)];
