@@ -84,6 +84,11 @@ export const initramfsStage: Stage = {
     if (leaked.length > 0) {
       throw new BuildError(`build paths (${storeRoot}/…) left in: ${leaked.join(', ')}`, ctx.stage.name, ctx.logPath, { hint: 'Build the package that installs them with -ffile-prefix-map, or strip them.' });
     }
+    // What is in the image, for anyone reading the stage output: type, mode, size, path.
+    const listing = [...entries]
+      .sort((a, b) => (a.path < b.path ? -1 : 1))
+      .map((e) => `${e.type.padEnd(8)} ${'mode' in e ? e.mode.toString(8).padStart(4, '0') : '0777'} ${String(e.type === 'file' ? e.data.length : 0).padStart(9)}  /${e.path}${e.type === 'symlink' ? ` -> ${e.target}` : ''}`);
+    await writeFile(join(ctx.out, 'contents.txt'), `${listing.join('\n')}\n`);
     const cpio = join(ctx.out, 'initramfs.cpio');
     await writeFile(cpio, newcArchive(entries, Number(ctx.config.get('build.sourceDateEpoch'))));
     // crc32: the kernel's xz decoder checks nothing stronger; one thread: the same bytes every time.
