@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import { hardeningOf } from '../pipeline/elf/hardening.js';
 import { readElf } from '../pipeline/elf/read.js';
 import { readToolchain } from '../pipeline/toolchain/toolchain.js';
+import { loadLayers } from '../pipeline/config/layers.js';
+import { resolveConfig } from '../pipeline/config/resolve.js';
+import { cacheDirs } from '../pipeline/context.js';
+import { buildStages } from '../pipeline/engine/build.js';
+import { loadPins } from '../pipeline/sources/pins.js';
+import { stages } from '../pipeline/stages/index.js';
 import { binutilsConfigureArgs, gccConfigureArgs } from '../pipeline/toolchain/uclibc.js';
 import { tiers } from './tiers/tiers.js';
 
@@ -71,5 +77,26 @@ for (const arch of ['x86_64', 'i686'] as const) {
     const flags = arch === 'x86_64' ? ['-mcmodel=kernel', '-mno-red-zone'] : ['-mregparm=3'];
     await execa(`${tc.prefix}gcc`, ['-O2', '-fno-PIE', '-ffreestanding', '-fno-stack-protector', ...flags, '-c', 'k.c'], { cwd: work, env });
     t.pass();
+  });
+}
+
+// The external variant, with the cached uClibc-ng toolchain standing in for a prebuilt one
+// (Buildroot's layout: bin/<prefix>gcc, <target>/sysroot): its flags are passed explicitly.
+for (const arch of ['x86_64', 'i686'] as const) {
+  const dir = tiers().uclibc[arch]?.toolchain;
+  if (!dir) continue;
+  test(`external ${arch}: a prebuilt toolchain at a path builds zlib, hardened by the flags it is given`, async (t) => {
+    const config = resolveConfig(
+      await loadLayers({ arch, profile: 'relay', flags: ['toolchain.variant=external', `toolchain.external.path=${dir}`, `toolchain.external.prefix=${arch}-linux-uclibc-`] }),
+    );
+    const store = cacheDirs(await mkdtemp(join(tmpdir(), 'tor-ramdisk-external-'))).store;
+    const results = await buildStages({ registry: stages, targets: ['zlib'], config, pins: await loadPins(), store, downloads: cacheDirs().downloads, renderer: 'silent' });
+    const tc = await readToolchain(results.find((r) => r.stage === 'toolchain')!.dir);
+    t.is(tc.variant, 'external');
+    t.is(tc.libc, 'uclibc-ng');
+    t.true(tc.ldflags.includes('-Wl,-z,now') && tc.cflags.includes('-fPIE'));
+    const zlib = join(results.find((r) => r.stage === 'zlib')!.dir, 'usr', 'lib', 'libz.so.1');
+    const h = hardeningOf(await readElf(zlib), tc.libc);
+    for (const property of ['relro', 'bindNow', 'nxStack', 'noWX', 'noTextrel'] as const) t.is(h[property].value, 'yes', `${property}: ${h[property].reason}`);
   });
 }
