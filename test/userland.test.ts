@@ -69,14 +69,19 @@ test('host x86_64: tor\'s unit tests pass against the cross-built tor and its li
   report(t, 'tor unit tests (host toolchain, x86_64)', summary(run.all ?? ''));
 });
 
-// uClibc-ng tier: the x86_64 programs run here through the toolchain's own loader, which is
-// not on this machine: a private mount namespace overlays the sysroot's /lib on /lib.
-const uclibc = tiers().uclibc.x86_64 ?? {};
-if (uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s])) {
-  test('uclibc x86_64: tor --version runs, and tor\'s unit tests pass but for the known uClibc-ng differences', async (t) => {
+// uClibc-ng tier: the programs run here through the toolchain's own loader, which is not on
+// this machine: a private mount namespace overlays the sysroot's /lib on /lib (i686 programs
+// run on this x86_64 kernel's 32-bit ABI).
+for (const arch of ['x86_64', 'i686'] as const) {
+  const uclibc = tiers().uclibc[arch] ?? {};
+  if (!(uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s]))) {
+    test.skip(`uclibc ${arch}: tor's unit tests: not run, the uClibc-ng tor is not in the cache (tor-ramdisk build --arch ${arch})`, () => {});
+    continue;
+  }
+  test(`uclibc ${arch}: tor --version runs, and tor's unit tests pass but for the known uClibc-ng differences`, async (t) => {
     const tc = await readToolchain(uclibc.toolchain!);
     const interpreter = (await readElf(join(uclibc.tor!, 'usr', 'bin', 'tor'))).interpreter;
-    t.regex(interpreter ?? '', /^\/lib\/ld64-uClibc\.so\.\d$/);
+    t.regex(interpreter ?? '', arch === 'x86_64' ? /^\/lib\/ld64-uClibc\.so\.\d$/ : /^\/lib\/ld-uClibc\.so\.\d$/);
     const libraryPath = LIBRARY_STAGES.map((s) => join(uclibc[s]!, 'usr', 'lib')).join(':');
     const inNamespace = (program: string, args: string[], cwd: string) =>
       execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t overlay overlay -o "lowerdir=/lib:$1" /lib && shift && exec "$@"', 'sh', join(tc.sysroot, 'lib'), program, ...args], {
@@ -90,10 +95,8 @@ if (uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s])) {
     const version = await inNamespace(join(uclibc.tor!, 'usr', 'bin', 'tor'), ['--version'], work);
     t.regex(version.stdout, /^Tor version 0\.4\.9\.\d+/, version.all);
     t.log(version.stdout.split('\n')[0]);
-    report(t, 'tor unit tests (uClibc-ng toolchain, x86_64)', summary((await inNamespace(join(uclibc.tor!, 'tests', 'test'), [], work)).all ?? ''), UCLIBC_KNOWN_FAILURES);
+    report(t, `tor unit tests (uClibc-ng toolchain, ${arch})`, summary((await inNamespace(join(uclibc.tor!, 'tests', 'test'), [], work)).all ?? ''), UCLIBC_KNOWN_FAILURES);
   });
-} else {
-  test.skip('uclibc x86_64: tor\'s unit tests: not run, the uClibc-ng tor is not in the cache (tor-ramdisk build --arch x86_64)', () => {});
 }
 
 for (const arch of ['x86_64', 'i686'] as const) {
