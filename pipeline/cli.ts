@@ -170,8 +170,12 @@ ${configHelp}`,
         const report = JSON.parse(await readFile(join(await stageOutput(values, arch, 'kernel-config'), 'fragments.json'), 'utf8')) as FragmentReport[];
         const width = Math.max(...report.map((r) => r.symbol.length));
         console.log(`kernel configuration for ${arch}: ${report.length} symbols set by fragments`);
+        // A later fragment (the debug layer's) may set a symbol again: the last one is what is wanted.
+        const last = new Map(report.map((r) => [r.symbol, r.fragment]));
         for (const r of report) {
-          console.log(`${r.wanted === r.actual ? 'ok  ' : 'DIFF'}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}`);
+          const over = last.get(r.symbol) !== r.fragment ? `  (set again by ${last.get(r.symbol)})` : '';
+          const mark = over ? 'over' : r.wanted === r.actual ? 'ok  ' : 'DIFF';
+          console.log(`${mark}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}${over}`);
         }
       }
     },
