@@ -2,26 +2,18 @@ import test from 'ava';
 import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadLayers } from '../pipeline/config/layers.js';
-import { resolveConfig } from '../pipeline/config/resolve.js';
 import type { Arch } from '../pipeline/config/schema.js';
-import { cacheDirs } from '../pipeline/context.js';
-import { buildStages } from '../pipeline/engine/build.js';
 import { sha256File } from '../pipeline/hash.js';
 import { boot, type BootMedium, type Guest } from '../pipeline/qemu/boot.js';
-import { loadPins } from '../pipeline/sources/pins.js';
-import { stages } from '../pipeline/stages/index.js';
+import { hostBuild } from './helpers/host-build.js';
 
 // Tier: host toolchain. Each arch's three images are built (bzImage + initramfs, the kernel
 // with the initramfs inside, the hybrid ISO); the ISO boots under QEMU with no network, as a
 // CD through isolinux (BIOS) and, on x86_64, as a disk through UEFI: it must reach the
 // operator menu on the serial console, and power off when asked.
 async function images(arch: Arch) {
-  const config = resolveConfig(await loadLayers({ arch, profile: 'relay', flags: ['toolchain.variant=host'] }));
-  const dirs = cacheDirs();
-  const results = await buildStages({ registry: stages, targets: ['iso'], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
-  const output = (stage: string) => results.find((r) => r.stage === stage)!;
-  return { iso: join(output('iso').dir, `tor-ramdisk-${arch}.iso`), output, store: dirs.store };
+  const { output, store } = await hostBuild(arch, ['iso']);
+  return { iso: join(output('iso').dir, `tor-ramdisk-${arch}.iso`), output, store };
 }
 
 const MENU = /10 +Halt \(power off\)\n\n> $/;

@@ -4,26 +4,18 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadLayers } from '../pipeline/config/layers.js';
-import { resolveConfig } from '../pipeline/config/resolve.js';
 import type { Arch } from '../pipeline/config/schema.js';
-import { cacheDirs } from '../pipeline/context.js';
-import { buildStages } from '../pipeline/engine/build.js';
 import { newcArchive } from '../pipeline/image/cpio.js';
 import { boot } from '../pipeline/qemu/boot.js';
-import { loadPins } from '../pipeline/sources/pins.js';
-import { stages } from '../pipeline/stages/index.js';
 import { readToolchain } from '../pipeline/toolchain/toolchain.js';
+import { hostBuild } from './helpers/host-build.js';
 
 // Tier: host toolchain. Builds each arch's kernel (a cache hit after the first run) and boots
 // it under QEMU (TCG, no network) into a one-program initramfs that reports on the serial line.
 const marker = fileURLToPath(new URL('../../test/fixtures/boot-marker.c', import.meta.url));
 
 async function kernelFor(arch: Arch) {
-  const config = resolveConfig(await loadLayers({ arch, profile: 'relay', flags: ['toolchain.variant=host'] }));
-  const dirs = cacheDirs();
-  const results = await buildStages({ registry: stages, targets: ['kernel'], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
-  const dir = (name: string) => results.find((r) => r.stage === name)!.dir;
+  const { dir } = await hostBuild(arch, ['kernel']);
   return { kernel: join(dir('kernel'), 'bzImage'), config: await readFile(join(dir('kernel'), 'config'), 'utf8'), toolchain: await readToolchain(dir('toolchain')) };
 }
 

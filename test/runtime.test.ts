@@ -7,17 +7,12 @@ import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { open as hostOpen, seal as hostSeal } from '../pipeline/bundle/format.js';
 import { tarArchive, type TarEntry } from '../pipeline/bundle/ustar.js';
-import { loadLayers } from '../pipeline/config/layers.js';
-import { resolveConfig } from '../pipeline/config/resolve.js';
-import { cacheDirs } from '../pipeline/context.js';
-import { buildStages } from '../pipeline/engine/build.js';
-import { loadPins } from '../pipeline/sources/pins.js';
-import { stages } from '../pipeline/stages/index.js';
 import { decodeBundle, encodeBundle, signingCert, tarMembers } from './fixtures/runtime/bundle-codec.js';
 import { startControlPort } from './fixtures/runtime/control-port.js';
 import { startFtpServer } from './fixtures/runtime/ftp-server.js';
 import { buildDropbearServer } from './fixtures/runtime/dropbear-server.js';
 import { SerialGuest } from './fixtures/runtime/guest.js';
+import { hostBuild } from './helpers/host-build.js';
 import { box, exists, leftovers, sh, snapshot, type Box } from './fixtures/runtime/shell.js';
 
 // Tier: unit and local integration. The image's runtime (initramfs/usr/lib/tor-ramdisk) under
@@ -523,15 +518,8 @@ test('an FTP server that is not there: a clear message, nothing left behind', as
 // --- SCP: the image's client (the dropbear stage's dbclient and scp, host toolchain) against a
 // real SSH server on 127.0.0.1 (dropbear's server, built by the test from the same source) ---
 
-async function hostStages(targets: string[]) {
-  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay', flags: ['toolchain.variant=host'] }));
-  const dirs = cacheDirs();
-  const results = await buildStages({ registry: stages, targets, config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
-  return (stage: string) => results.find((r) => r.stage === stage)!.dir;
-}
-
 async function scpBox() {
-  const dropbear = (await hostStages(['dropbear']))('dropbear');
+  const dropbear = (await hostBuild('x86_64', ['dropbear'])).dir('dropbear');
   return box({ TRD_DBCLIENT: join(dropbear, 'usr/bin/dbclient'), TRD_SCP: join(dropbear, 'usr/bin/scp') });
 }
 
@@ -602,7 +590,7 @@ async function freePort(): Promise<number> {
 }
 
 test('boot: DHCP, an FTP import asked on the console, the menu over serial, an export, power off', async (t) => {
-  const image = await hostStages(['kernel', 'initramfs']);
+  const image = (await hostBuild('x86_64', ['kernel', 'initramfs'])).dir;
   const dataPort = await freePort();
   const server = await startFtpServer({ user: 'relay', password: 'ftp secret pw', passivePort: dataPort });
   t.teardown(() => server.close());

@@ -3,15 +3,10 @@ import { execa } from 'execa';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadLayers } from '../pipeline/config/layers.js';
-import { resolveConfig } from '../pipeline/config/resolve.js';
-import { cacheDirs } from '../pipeline/context.js';
-import { buildStages } from '../pipeline/engine/build.js';
 import { readElf } from '../pipeline/elf/read.js';
 import { boot } from '../pipeline/qemu/boot.js';
-import { loadPins } from '../pipeline/sources/pins.js';
-import { stages } from '../pipeline/stages/index.js';
 import { readToolchain } from '../pipeline/toolchain/toolchain.js';
+import { hostBuild } from './helpers/host-build.js';
 import { tiers } from './tiers/tiers.js';
 
 // tor's own unit tests (src/test/test of its tree, kept by the tor stage in tests/), run here
@@ -59,10 +54,7 @@ const UCLIBC_KNOWN_FAILURES: KnownFailures = {
 };
 
 test('host x86_64: tor\'s unit tests pass against the cross-built tor and its libraries', async (t) => {
-  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay', flags: ['toolchain.variant=host'] }));
-  const dirs = cacheDirs();
-  const results = await buildStages({ registry: stages, targets: ['tor'], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
-  const dir = (stage: string) => results.find((r) => r.stage === stage)!.dir;
+  const { dir } = await hostBuild('x86_64', ['tor']);
   const libraryPath = LIBRARY_STAGES.map((s) => join(dir(s), 'usr', 'lib')).join(':');
   const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-tortest-'));
   const run = await execa(join(dir('tor'), 'tests', 'test'), [], { cwd: work, env: { LD_LIBRARY_PATH: libraryPath }, all: true, reject: false, timeout: 900_000 });
