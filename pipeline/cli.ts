@@ -272,7 +272,8 @@ needs) and prints the one apt-get command that installs what is missing.
 --install runs that command (as root, on Debian).`,
     options: { tests: { type: 'boolean' }, install: { type: 'boolean' }, help: common.help },
     async run(values) {
-      const missing = missingTools([...buildTools(), ...(values.tests ? testTools : [])]);
+      const needed = [...(await buildTools()), ...(values.tests ? testTools : [])];
+      const missing = missingTools(needed);
       if (missing.length === 0) {
         console.log('all host tools are installed');
         return;
@@ -288,7 +289,7 @@ needs) and prints the one apt-get command that installs what is missing.
       const show = { onLine: (line: string) => console.log(line) };
       await run('apt-get', ['update', '-qq'], { env, ...show });
       await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packagesFor(missing)], { env, ...show });
-      const still = missingTools([...buildTools(), ...(values.tests ? testTools : [])]);
+      const still = missingTools(needed);
       if (still.length > 0) throw new MissingToolError(still.map(toolName), installCommand(still));
       console.log('all host tools are installed');
     },

@@ -118,8 +118,8 @@ function lastLines(text: string): string {
  * Starts a command whose stdout is consumed as a stream (a decompressor feeding an
  * extractor). `done` rejects with the command, its exit code and its stderr.
  */
-export function runStreaming(command: string, args: readonly string[]): { stdout: Readable; done: Promise<void> } {
-  const subprocess = execa(command, args as string[], { env: baseEnv(), extendEnv: false, buffer: { stdout: false, stderr: true }, reject: false, stdin: 'ignore' });
+export function runStreaming(command: string, args: readonly string[], options: { env?: Record<string, string> } = {}): { stdout: Readable; done: Promise<void> } {
+  const subprocess = execa(command, args as string[], { env: { ...baseEnv(), ...options.env }, extendEnv: false, buffer: { stdout: false, stderr: true }, reject: false, stdin: 'ignore' });
   const done = subprocess.then((result) => {
     if (result.failed) {
       const why = result.exitCode !== undefined ? `exited with code ${result.exitCode}` : (result.signal ?? 'failed');

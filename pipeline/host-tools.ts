@@ -1,4 +1,9 @@
-import type { HostTool } from './engine/stage.js';
+import { resolveConfig } from './config/resolve.js';
+import { loadLayers } from './config/layers.js';
+import { ARCHES } from './config/schema.js';
+import { stageTools } from './engine/stage.js';
+import { uniqueTools, type HostTool } from './engine/tools.js';
+import { FETCH_TOOLS } from './sources/fetch.js';
 import { stages } from './stages/index.js';
 
 /** What the test suite runs besides the build's own tools: gpg for signatures, QEMU for boots. */
@@ -13,16 +18,24 @@ export const testTools: readonly HostTool[] = [
   { command: 'strace', package: 'strace' },
   // The bundle tests open what the host sealed with `openssl enc`, as the image does.
   { command: 'openssl', package: 'openssl' },
+  // doctor's own test: a fresh Debian 12 chroot that it installs the build's tools into.
+  { file: '/usr/sbin/debootstrap', package: 'debootstrap' },
 ];
 
-/** Host tools the stages declare, plus what fetching and unpacking need. */
-export function buildTools(): HostTool[] {
-  return [
-    { command: 'gpgv', package: 'gpgv' },
-    { command: 'tar', package: 'tar' },
-    { command: 'xz', package: 'xz-utils' },
-    { command: 'bzip2', package: 'bzip2' },
-    { command: 'dpkg-deb', package: 'dpkg' },
-    ...stages.flatMap((s) => s.tools ?? []),
-  ];
+/** The toolchain variants a machine builds with: the uClibc-ng one (the main build) and the host one (tests, fast iteration). */
+const VARIANTS = ['uclibc', 'host'] as const;
+
+/**
+ * What a build may run: fetching's tools and what every stage declares, for each arch and
+ * toolchain variant. The stages' declarations are the only list; this is their union.
+ */
+export async function buildTools(): Promise<HostTool[]> {
+  const tools: HostTool[] = [...FETCH_TOOLS];
+  for (const arch of ARCHES) {
+    for (const variant of VARIANTS) {
+      const config = resolveConfig(await loadLayers({ arch, profile: 'relay', flags: [`toolchain.variant=${variant}`] }));
+      for (const stage of stages) tools.push(...stageTools(stage, config));
+    }
+  }
+  return uniqueTools(tools);
 }

@@ -96,10 +96,12 @@ test('the cache key format is stable: changing it silently invalidates every cac
   const [a] = diamond([]);
   const pins = parsePins({ sources: { alpha: { version: '1', license: 'MIT', files: [{ name: 'alpha-1.tar', sha256: sha256('alpha-1'), urls: ['http://127.0.0.1:1/alpha-1.tar'] }] } } }, 'test');
   const inputs = await stageInputs(a!, config, pins, {});
-  t.deepEqual(Object.keys(inputs), ['stage', 'definition', 'sources', 'config', 'files', 'deps']);
+  t.deepEqual(Object.keys(inputs), ['stage', 'code', 'sources', 'config', 'files', 'deps', 'tools']);
+  t.deepEqual(Object.keys(inputs.code).sort(), ['npm:execa', 'pipeline/engine/tools.js', 'pipeline/exec.js', 'pipeline/hash.js', 'test/fixtures/stages.js']);
   t.deepEqual(inputs.sources, { alpha: { version: '1', files: { 'alpha-1.tar': [sha256('alpha-1')] } } });
   t.deepEqual(inputs.config, { arch: 'x86_64' });
-  const canonical = `{"config":{"arch":"x86_64"},"definition":"${inputs.definition}","deps":{},"files":{},"sources":{"alpha":{"files":{"alpha-1.tar":["${sha256('alpha-1')}"]},"version":"1"}},"stage":"a"}`;
+  const code = Object.keys(inputs.code).sort().map((m) => `"${m}":"${inputs.code[m]}"`).join(',');
+  const canonical = `{"code":{${code}},"config":{"arch":"x86_64"},"deps":{},"files":{},"sources":{"alpha":{"files":{"alpha-1.tar":["${sha256('alpha-1')}"]},"version":"1"}},"stage":"a","tools":{}}`;
   t.is(stageKey(inputs), sha256(canonical));
 });
 
@@ -132,6 +134,7 @@ test('a failing stage reports stage, command, exit code, log path and the last l
     name: 'broken',
     title: 'broken',
     definition: import.meta.url,
+    tools: [{ command: 'sh', package: 'dash' }],
     async run(ctx: import('../pipeline/engine/stage.js').StageContext) {
       await ctx.exec('sh', ['-c', 'echo compiling foo.c; echo "foo.c:1: error: expected ;" >&2; exit 3']);
     },
@@ -142,4 +145,37 @@ test('a failing stage reports stage, command, exit code, log path and the last l
   t.regex(error!.message, /last lines:\n\s+\$ sh -c[^\n]*\n\s+compiling foo\.c\n\s+foo\.c:1: error: expected ;/);
   t.is((error as unknown as { exitCode: number }).exitCode, 4);
   t.deepEqual((await readdir(join(dirs.store.root, 'broken'))).filter((e) => !e.startsWith('last-')), [], 'nothing of the failed stage is kept');
+});
+
+test('a stage runs with a PATH of its declared tools only: an undeclared one is not found, on any machine', async (t) => {
+  const dirs = await setup();
+  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay' }));
+  const seen: string[][] = [];
+  const stage = (name: string, tools: { command: string; package: string }[]) => ({
+    name,
+    title: name,
+    definition: import.meta.url,
+    tools,
+    async run(ctx: import('../pipeline/engine/stage.js').StageContext) {
+      seen.push((await readdir(ctx.path)).sort());
+      await ctx.exec('sh', ['-c', 'cat /dev/null']);
+    },
+  });
+  const build = (s: ReturnType<typeof stage>) => buildStages({ registry: [s], targets: [s.name], config, pins: new Map(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
+  const error = await t.throwsAsync(build(stage('undeclared', [{ command: 'sh', package: 'dash' }])));
+  t.regex(error!.message, /exited with code 127: sh -c cat \/dev\/null/);
+  t.regex(error!.message, /cat: not found/);
+  await t.notThrowsAsync(build(stage('declared', [{ command: 'sh', package: 'dash' }, { command: 'cat', package: 'coreutils' }])));
+  t.deepEqual(seen, [['sh'], ['cat', 'sh']]);
+});
+
+test('a stage whose declared tool is not installed stops before it runs, naming the tool and its package', async (t) => {
+  const dirs = await setup();
+  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay' }));
+  const runs: string[] = [];
+  const stage = { name: 'needs', title: 'needs', definition: import.meta.url, tools: [{ command: 'tor-ramdisk-no-such-tool', package: 'no-such-package' }], run: async () => void runs.push('ran') };
+  const error = await t.throwsAsync(buildStages({ registry: [stage], targets: ['needs'], config, pins: new Map(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' }));
+  t.is((error as unknown as { exitCode: number }).exitCode, 5);
+  t.regex(error!.message, /missing host tools: tor-ramdisk-no-such-tool/);
+  t.deepEqual(runs, []);
 });

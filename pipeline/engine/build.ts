@@ -8,9 +8,9 @@ import type { Downloader } from '../sources/download.js';
 import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
 import { planStages, type PlannedStage } from './plan.js';
-import { stageSources, type Stage, type StageContext, type StageOutput } from './stage.js';
+import { stageSources, stageTools, type Stage, type StageContext, type StageOutput } from './stage.js';
 import type { StageStore } from './store.js';
-import { installCommand, missingTools, toolName } from './tools.js';
+import { installCommand, linkTools, missingTools, toolName } from './tools.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -40,7 +40,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   const jobs = options.jobs ?? availableParallelism();
   const plan = await planStages(options.registry, options.targets, config, options.pins, store);
   await store.sweepAbandoned();
-  const missing = missingTools(plan.filter((p) => !p.cached).flatMap((p) => p.stage.tools ?? []));
+  const missing = missingTools(plan.filter((p) => !p.cached).flatMap((p) => stageTools(p.stage, config)));
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
   const abort = new AbortController();
@@ -85,6 +85,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
         });
       }
       const logPath = store.logPath(name, planned.key);
+      const path = await linkTools(temp.path, stageTools(planned.stage, config));
       const ctx: StageContext = {
         stage: planned.stage,
         key: planned.key,
@@ -93,10 +94,11 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
         work: temp.work,
         deps: depOutputs,
         sources,
+        path,
         jobs,
         logPath,
         signal: abort.signal,
-        exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, ...opts }),
+        exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, ...opts, env: { PATH: path, ...opts.env } }),
         progress: output,
       };
       await planned.stage.run(ctx);

@@ -1,21 +1,26 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { InputError } from '../errors.js';
-import { canonicalJson, sha256, sha256File } from '../hash.js';
+import { canonicalJson, sha256 } from '../hash.js';
+import { imageMode } from '../image/tree.js';
 import { projectRoot } from '../paths.js';
 import type { SourcePins } from '../sources/pins.js';
-import { stageFiles, stageSources, type Stage } from './stage.js';
+import { codeInputs } from './code.js';
+import { stageFiles, stageSources, stageTools, type Stage } from './stage.js';
+import { toolIdentities } from './tools.js';
 
 /** Everything a stage's output depends on, in canonical form. Its sha256 is the stage's key. */
 export interface StageInputs {
   stage: string;
-  definition: string;
+  /** The compiled project modules that run to make it (module → sha256) and the npm packages they import. */
+  code: Record<string, string>;
   sources: Record<string, { version: string; files: Record<string, string[]> }>;
   config: Record<string, unknown>;
   files: Record<string, string>;
   deps: Record<string, string>;
+  /** What each declared host tool is on this machine, and the stage's other outside inputs. */
+  tools: Record<string, string>;
 }
 
 export async function stageInputs(
@@ -39,18 +44,13 @@ export async function stageInputs(
   for (const path of stageFiles(stage, config)) Object.assign(files, await hashTree(root, join(root, path)));
   return {
     stage: stage.name,
-    definition: await definitionHash(stage),
+    code: await codeInputs(stage.definition),
     sources,
     config: config.pick(stage.config ?? []),
     files,
     deps: Object.fromEntries((stage.deps ?? []).map((dep) => [dep, depKeys[dep]!])),
+    tools: { ...(await toolIdentities(stageTools(stage, config))), ...(await stage.identity?.(config)) },
   };
-}
-
-async function definitionHash(stage: Stage): Promise<string> {
-  const modules = typeof stage.definition === 'string' ? [stage.definition] : stage.definition;
-  if (modules.length === 1) return sha256File(fileURLToPath(modules[0]!));
-  return sha256((await Promise.all(modules.map((m) => sha256File(fileURLToPath(m))))).join('\n'));
 }
 
 export function stageKey(inputs: StageInputs): string {
@@ -58,14 +58,14 @@ export function stageKey(inputs: StageInputs): string {
 }
 
 async function hashTree(root: string, path: string): Promise<Record<string, string>> {
-  const info = await stat(path).catch(() => {
+  const info = await lstat(path).catch(() => {
     throw new InputError(`stage input ${relative(root, path)} does not exist`);
   });
-  if (info.isFile()) {
-    // The mode matters too: an executable init script differs from a plain one.
-    return { [relative(root, path)]: `${sha256(await readFile(path))}:${(info.mode & 0o111) !== 0 ? 'x' : '-'}` };
-  }
-  const result: Record<string, string> = {};
+  if (info.isSymbolicLink()) return { [relative(root, path)]: `-> ${await readlink(path)}` };
+  // The mode as the image takes it: an executable or private file differs from a plain one.
+  const mode = imageMode(info).toString(8);
+  if (info.isFile()) return { [relative(root, path)]: `${sha256(await readFile(path))}:${mode}` };
+  const result: Record<string, string> = { [`${relative(root, path) || '.'}/`]: mode };
   for (const entry of (await readdir(path)).sort()) Object.assign(result, await hashTree(root, join(path, entry)));
   return result;
 }

@@ -1,9 +1,7 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { RunOptions, RunResult } from '../exec.js';
 import type { FetchedFile } from '../sources/fetch.js';
-
-/** A host program (or header, or library file) a stage needs, and the Debian package that provides it. */
-export type HostTool = { package: string } & ({ command: string } | { file: string });
+import type { HostTool } from './tools.js';
 
 /**
  * A stage is data plus one function. Everything it declares goes into its cache key;
@@ -12,8 +10,11 @@ export type HostTool = { package: string } & ({ command: string } | { file: stri
 export interface Stage {
   name: string;
   title: string;
-  /** `import.meta.url` of the modules that define the stage (its recipe): their text is part of the key. */
-  definition: string | readonly string[];
+  /**
+   * `import.meta.url` of the module that defines the stage (its recipe): the compiled text of
+   * it and of every project module it imports, transitively, is part of the key.
+   */
+  definition: string;
   /** Pinned sources it unpacks (names in configs/sources.json); may depend on the configuration. */
   sources?: readonly string[] | ((config: ResolvedConfig) => readonly string[]);
   /** Configuration keys it reads; nothing else of the configuration reaches it. */
@@ -22,7 +23,13 @@ export interface Stage {
   deps?: readonly string[];
   /** Project files or folders it reads (kernel fragments, the initramfs tree); may depend on the configuration. */
   files?: readonly string[] | ((config: ResolvedConfig) => readonly string[]);
-  tools?: readonly HostTool[];
+  /**
+   * The host tools it runs or reads; may depend on the configuration. Their identity is part
+   * of the key, and its commands run with a PATH holding these commands only.
+   */
+  tools?: readonly HostTool[] | ((config: ResolvedConfig) => readonly HostTool[]);
+  /** Inputs outside the project that the key must cover (an external toolchain's tree): name → sha256. */
+  identity?(config: ResolvedConfig): Promise<Record<string, string>>;
   run(ctx: StageContext): Promise<void>;
 }
 
@@ -41,11 +48,13 @@ export interface StageContext {
   work: string;
   deps: Record<string, StageOutput>;
   sources: Record<string, FetchedFile[]>;
+  /** The PATH of this stage's commands: a directory of links to its declared host tools. */
+  path: string;
   /** Parallel jobs this stage may use (make -j). */
   jobs: number;
   logPath: string;
   signal: AbortSignal;
-  /** Runs an external command with this stage's log, name and cancellation. */
+  /** Runs an external command with this stage's log, name, cancellation and PATH (unless `env.PATH` says otherwise). */
   exec(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** One line of progress for the display. */
   progress(line: string): void;
@@ -57,4 +66,8 @@ export function stageSources(stage: Stage, config: ResolvedConfig): readonly str
 
 export function stageFiles(stage: Stage, config: ResolvedConfig): readonly string[] {
   return typeof stage.files === 'function' ? stage.files(config) : (stage.files ?? []);
+}
+
+export function stageTools(stage: Stage, config: ResolvedConfig): readonly HostTool[] {
+  return typeof stage.tools === 'function' ? stage.tools(config) : (stage.tools ?? []);
 }

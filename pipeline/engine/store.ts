@@ -45,17 +45,17 @@ export class StageStore {
     }
   }
 
-  /** A fresh private directory for one build attempt, with `out/` and `work/`. */
-  async begin(stage: string, key: string): Promise<{ dir: string; out: string; work: string }> {
+  /** A fresh private directory for one build attempt, with `out/`, `work/` and the `path/` of its tool links. */
+  async begin(stage: string, key: string): Promise<{ dir: string; out: string; work: string; path: string }> {
     const dir = join(this.root, stage, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     await mkdir(join(dir, 'out'), { recursive: true });
     await mkdir(join(dir, 'work'), { recursive: true });
     await mkdir(join(this.logRoot, stage), { recursive: true });
-    return { dir, out: join(dir, 'out'), work: join(dir, 'work') };
+    return { dir, out: join(dir, 'out'), work: join(dir, 'work'), path: join(dir, 'path') };
   }
 
   async commit(stage: string, tempDir: string, manifest: StageManifest): Promise<void> {
-    await rm(join(tempDir, 'work'), { recursive: true, force: true });
+    for (const scratch of ['work', 'path']) await rm(join(tempDir, scratch), { recursive: true, force: true });
     await writeFile(join(tempDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     const final = this.entryDir(stage, manifest.key);
     // Another run may have finished the same key meanwhile: same inputs, same output; keep theirs.

@@ -3,8 +3,17 @@ import { pipeline } from 'node:stream/promises';
 import { createReadStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import * as tar from 'tar';
+import type { HostTool } from '../engine/tools.js';
 import { InputError, TorRamdiskError } from '../errors.js';
 import { run, runStreaming } from '../exec.js';
+
+/** What extraction runs: GNU tar, and the decompressors it (and the inspection) call. */
+export const UNPACK_TOOLS: readonly HostTool[] = [
+  { command: 'tar', package: 'tar' },
+  { command: 'gzip', package: 'gzip' },
+  { command: 'xz', package: 'xz-utils' },
+  { command: 'bzip2', package: 'bzip2' },
+];
 
 export class UnsafeArchiveError extends TorRamdiskError {
   constructor(archive: string, entry: string, why: string) {
@@ -53,6 +62,8 @@ export interface ExtractOptions {
   strip?: number;
   /** Name to show in errors (the pin's file name), when `archive` is a cache path. */
   label?: string;
+  /** PATH for tar and the decompressors (a stage's tool links); default: the host's. */
+  path?: string;
 }
 
 /**
@@ -62,7 +73,8 @@ export interface ExtractOptions {
  */
 export async function extractTarball(archive: string, destination: string, options: ExtractOptions = {}): Promise<void> {
   const label = options.label ?? archive;
-  await inspectTarball(archive, label, options.strip ?? 0);
+  const env: Record<string, string> = options.path ? { PATH: options.path } : {};
+  await inspectTarball(archive, label, options.strip ?? 0, env);
   await mkdir(destination, { recursive: true });
   await run('tar', [
     '-x',
@@ -74,13 +86,13 @@ export async function extractTarball(archive: string, destination: string, optio
     '--no-same-owner',
     '--no-same-permissions',
     '--delay-directory-restore',
-  ]).catch((error: Error) => {
+  ], { env }).catch((error: Error) => {
     throw new InputError(`cannot extract ${label}: ${error.message}`, { cause: error });
   });
 }
 
 /** Reads every entry of the archive and throws on the first unsafe one. */
-async function inspectTarball(archive: string, label: string, strip: number): Promise<void> {
+async function inspectTarball(archive: string, label: string, strip: number, env: Record<string, string>): Promise<void> {
   let refusal: UnsafeArchiveError | undefined;
   const lister = tar.t({
     strict: true,
@@ -95,7 +107,7 @@ async function inspectTarball(archive: string, label: string, strip: number): Pr
   const command = await decompressor(archive, label);
   try {
     if (command) {
-      const decompress = runStreaming(command[0]!, [...command.slice(1), archive]);
+      const decompress = runStreaming(command[0]!, [...command.slice(1), archive], { env });
       await pipeline(decompress.stdout, lister);
       await decompress.done;
     } else {

@@ -7,6 +7,16 @@ import type { DownloadCache } from './cache.js';
 import { classifyFailure, httpDownloader, type Downloader } from './download.js';
 import type { Mirror, SourceFile, SourcePin } from './pins.js';
 import { verifySignature } from './signature.js';
+import type { HostTool } from '../engine/tools.js';
+
+/** What fetching runs: gpgv for upstream signatures, dpkg-deb and tar for a file shipped inside a Debian package. */
+export const FETCH_TOOLS: readonly HostTool[] = [
+  { command: 'gpgv', package: 'gpgv' },
+  { command: 'sh', package: 'dash' },
+  { command: 'dpkg-deb', package: 'dpkg' },
+  { command: 'tar', package: 'tar' },
+  { command: 'xz', package: 'xz-utils' },
+];
 
 export interface FetchOptions {
   cache: DownloadCache;

@@ -38,7 +38,10 @@ export const isoStage: Stage = {
   deps: ['kernel-embedded'],
   config: ['arch', 'logging.kernel', 'build.sourceDateEpoch'],
   tools: [
+    { command: 'find', package: 'findutils' },
+    { command: 'touch', package: 'coreutils' },
     { command: 'xorriso', package: 'xorriso' },
+    { command: 'mmd', package: 'mtools' },
     { command: 'mkfs.fat', package: 'dosfstools' },
     { command: 'mcopy', package: 'mtools' },
   ],

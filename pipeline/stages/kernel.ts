@@ -2,12 +2,14 @@ import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Stage, StageContext } from '../engine/stage.js';
+import type { HostTool } from '../engine/tools.js';
 import { BuildError, InputError } from '../errors.js';
 import { applyFragments } from '../kconfig/apply.js';
 import { configValues, readFragment, type Fragment } from '../kconfig/fragment.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
 import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
+import { HOST_CC, POSIX_TOOLS } from './tools.js';
 
 export const KERNEL_FRAGMENTS_DIR = join(projectRoot, 'kernel');
 
@@ -25,14 +27,13 @@ export interface FragmentReport {
 }
 
 const CONFIG_KEYS = ['arch', 'logging.kernel', 'kernel.modules', 'build.sourceDateEpoch'] as const;
-const KERNEL_TOOLS = [
-  { command: 'make', package: 'make' },
-  { command: 'gcc', package: 'gcc' },
+const KERNEL_TOOLS: readonly HostTool[] = [
+  ...POSIX_TOOLS,
+  // Kbuild's HOSTCC: kconfig, objtool, the build scripts.
+  ...HOST_CC,
   { command: 'bc', package: 'bc' },
   { command: 'flex', package: 'flex' },
   { command: 'bison', package: 'bison' },
-  { command: 'perl', package: 'perl' },
-  { command: 'xz', package: 'xz-utils' },
   { command: 'pkg-config', package: 'pkg-config' },
   { command: 'patch', package: 'patch' },
   { file: '/usr/include/libelf.h', package: 'libelf-dev' },
@@ -42,7 +43,7 @@ const KERNEL_TOOLS = [
 function reproducibleEnv(ctx: StageContext, tc: Toolchain): Record<string, string> {
   const epoch = Number(ctx.config.get('build.sourceDateEpoch'));
   return {
-    ...(tc.binDir ? { PATH: `${tc.binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } : {}),
+    PATH: `${tc.binDir}:${ctx.path}`,
     SOURCE_DATE_EPOCH: String(epoch),
     KBUILD_BUILD_TIMESTAMP: new Date(epoch * 1000).toUTCString(),
     KBUILD_BUILD_USER: 'tor-ramdisk',
@@ -59,7 +60,7 @@ async function kernelTree(ctx: StageContext): Promise<{ src: string; build: stri
   // to it (srctree = ..): no build path reaches the outputs, and the pair can move and be reused.
   const build = join(src, 'build');
   ctx.progress('extracting linux');
-  await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name });
+  await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name, path: ctx.path });
   // The optional patch series, in file-name order; each must apply cleanly.
   const patches = (await readdir(join(KERNEL_FRAGMENTS_DIR, 'patches')).catch(() => [] as string[])).filter((f) => f.endsWith('.patch')).sort();
   for (const patch of patches) await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(KERNEL_FRAGMENTS_DIR, 'patches', patch)], { cwd: src });

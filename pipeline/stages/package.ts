@@ -1,8 +1,10 @@
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stage, StageContext } from '../engine/stage.js';
+import type { HostTool } from '../engine/tools.js';
 import { extractTarball } from '../sources/extract.js';
 import { buildEnv, readToolchain, type Toolchain } from '../toolchain/toolchain.js';
+import { HOST_CC, POSIX_TOOLS } from './tools.js';
 
 /**
  * A package recipe is data plus the few commands that differ (Buildroot's idea); everything
@@ -21,7 +23,8 @@ export interface PackageRecipe {
   deps?: readonly string[];
   config?: readonly string[];
   files?: readonly string[];
-  tools?: Stage['tools'];
+  /** Host tools beyond a POSIX shell's and the build machine's C compiler. */
+  tools?: readonly HostTool[];
   build(pkg: PackageContext): Promise<void>;
 }
 
@@ -46,20 +49,20 @@ export function packageStage(recipe: PackageRecipe): Stage {
   return {
     name: recipe.name,
     title: recipe.title,
-    definition: [recipe.definition, import.meta.url],
+    definition: recipe.definition,
     sources: [recipe.source],
     deps: ['toolchain', ...(recipe.deps ?? [])],
     config: [...PACKAGE_CONFIG, ...(recipe.config ?? [])],
     ...(recipe.files ? { files: recipe.files } : {}),
-    ...(recipe.tools ? { tools: recipe.tools } : {}),
+    tools: [...POSIX_TOOLS, ...HOST_CC, ...(recipe.tools ?? [])],
     async run(ctx) {
       const tc = await readToolchain(ctx.deps.toolchain!.dir);
       const tarball = ctx.sources[recipe.source]![0]!;
       const src = join(ctx.work, recipe.source);
       ctx.progress(`extracting ${tarball.name}`);
-      await extractTarball(tarball.path, src, { strip: 1, label: tarball.name });
+      await extractTarball(tarball.path, src, { strip: 1, label: tarball.name, path: ctx.path });
       const depPrefix = (name: string) => join(ctx.deps[name]!.dir, 'usr');
-      const base = buildEnv(tc, Number(ctx.config.get('build.sourceDateEpoch')));
+      const base = buildEnv(tc, Number(ctx.config.get('build.sourceDateEpoch')), ctx.path);
       const deps = recipe.deps ?? [];
       const env = {
         ...base,

@@ -11,7 +11,7 @@ export interface Toolchain {
   target: string;
   /** Tool prefix: `${prefix}gcc`, `${prefix}ld`, … (absolute, or resolved on PATH). */
   prefix: string;
-  /** Directory to put first on PATH, or empty for the host's own PATH (relative: inside the toolchain stage's output). */
+  /** Directory holding `${prefix}gcc` and the rest, put first on PATH (relative: inside the toolchain stage's output). */
   binDir: string;
   /** The target's libraries and headers (relative: inside the toolchain stage's output). */
   sysroot: string;
@@ -29,7 +29,7 @@ export const TOOLCHAIN_FILE = 'toolchain.json';
 /** The toolchain a stage built, with its paths made absolute (the stage output moves once, on commit). */
 export async function readToolchain(dir: string): Promise<Toolchain> {
   const tc = JSON.parse(await readFile(join(dir, TOOLCHAIN_FILE), 'utf8')) as Toolchain;
-  return { ...tc, binDir: tc.binDir && resolve(dir, tc.binDir), sysroot: resolve(dir, tc.sysroot) };
+  return { ...tc, binDir: resolve(dir, tc.binDir), sysroot: resolve(dir, tc.sysroot) };
 }
 
 /** The flags the configuration's locked hardening keys ask for, for compilers that do not default to them. */
@@ -46,10 +46,13 @@ export function hardeningFlags(config: ResolvedConfig): { cflags: string[]; ldfl
   return { cflags, ldflags };
 }
 
-/** Environment for a package build: CC and friends from the toolchain, and the reproducibility knobs. */
-export function buildEnv(tc: Toolchain, sourceDateEpoch: number): Record<string, string> {
+/**
+ * Environment for a package build: CC and friends from the toolchain, first on a PATH that
+ * is otherwise the stage's own (`path`, its declared host tools), and the reproducibility knobs.
+ */
+export function buildEnv(tc: Toolchain, sourceDateEpoch: number, path: string): Record<string, string> {
   return {
-    ...(tc.binDir ? { PATH: `${tc.binDir}:${process.env.PATH ?? '/usr/bin:/bin'}` } : {}),
+    PATH: `${tc.binDir}:${path}`,
     CC: `${tc.prefix}gcc`,
     AR: `${tc.prefix}ar`,
     RANLIB: `${tc.prefix}ranlib`,

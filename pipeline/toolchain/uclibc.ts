@@ -93,14 +93,14 @@ export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain
   const unpack = async (source: string) => {
     const tarball = ctx.sources[source]![0]!;
     ctx.progress(`extracting ${tarball.name}`);
-    await extractTarball(tarball.path, src(source), { strip: 1, label: tarball.name });
+    await extractTarball(tarball.path, src(source), { strip: 1, label: tarball.name, path: ctx.path });
   };
   for (const source of UCLIBC_SOURCES) await unpack(source);
   await ctx.exec('patch', ['-p2', '-i', file('gcc', 'gcc-gfdl-build.diff').path], { cwd: src('gcc') });
 
   // Host compilers build the cross tools without debug info: faster, and nothing ships them.
   const env: Record<string, string> = {
-    PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    PATH: `${join(prefix, 'bin')}:${ctx.path}`,
     CFLAGS: '-O2',
     CXXFLAGS: '-O2',
     // gcc's probe for a libc stack protector fails against uClibc-ng; it has one.

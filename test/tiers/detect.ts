@@ -9,9 +9,23 @@ import { cacheDirs } from '../../pipeline/context.js';
 import { planStages } from '../../pipeline/engine/plan.js';
 import { loadPins } from '../../pipeline/sources/pins.js';
 import { stages } from '../../pipeline/stages/index.js';
-import { TIERS_FILE, UCLIBC_TIER_STAGES, type Tiers } from './tiers.js';
+import { which } from '../../pipeline/engine/tools.js';
+import { DEBIAN_MIRROR, TIERS_FILE, UCLIBC_TIER_STAGES, type Tiers } from './tiers.js';
 
-const tiers: Tiers = { uclibc: {} };
+/** A fresh bookworm chroot needs root, debootstrap and Debian's archive. */
+async function debootstrapTier(): Promise<NonNullable<Tiers['debootstrap']>> {
+  if (process.getuid?.() !== 0) return { not: 'not root' };
+  if (!which('debootstrap', `${process.env.PATH}:/usr/sbin:/sbin`)) return { not: 'debootstrap is not installed (doctor --tests --install)' };
+  const url = `${DEBIAN_MIRROR}/dists/bookworm/InRelease`;
+  try {
+    const response = await fetch(url, { method: 'HEAD', signal: AbortSignal.timeout(10_000) });
+    return response.ok ? { mirror: DEBIAN_MIRROR } : { not: `${url} answered ${response.status}` };
+  } catch (error) {
+    return { not: `${url} is out of reach (${(error as Error).message})` };
+  }
+}
+
+const tiers: Tiers = { uclibc: {}, debootstrap: await debootstrapTier() };
 const lines = [
   'test tiers:',
   '  unit, and integration against servers on 127.0.0.1: run',
@@ -29,5 +43,6 @@ for (const arch of ARCHES) {
       (missing.length > 0 ? `; not run: the tests that need ${missing.join(', ')} (tor-ramdisk build --arch ${arch} puts them there)` : ''),
   );
 }
+lines.push(`  doctor --install in a fresh debootstrap bookworm chroot: ${'mirror' in tiers.debootstrap! ? 'run' : `not run: ${tiers.debootstrap!.not}`}`);
 await writeFile(TIERS_FILE, `${JSON.stringify(tiers)}\n`);
 console.log(lines.join('\n'));
