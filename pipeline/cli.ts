@@ -3,18 +3,18 @@ import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { explainConfig } from './config/resolve.js';
 import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
-import { cacheDirs, configFor } from './context.js';
+import { CACHE_MARKER, cacheDirs, cacheRootFrom, configFor, isCache, openCache } from './context.js';
 import { buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
 import { installCommand, missingTools, packagesFor, toolName } from './engine/tools.js';
-import { ExitCode, InputError, MissingToolError, TorRamdiskError } from './errors.js';
+import { ExitCode, InputError, localFsError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
 import { loadPins } from './sources/pins.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { IMAGE_TARGETS, stages } from './stages/index.js';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { DEFAULT_ITERATIONS, open, seal } from './bundle/format.js';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { DEFAULT_ITERATIONS, MAX_BUNDLE_BYTES, open, seal } from './bundle/format.js';
 import { readPassphrase } from './bundle/passphrase.js';
 import { packState, readState, unpackState, writeState } from './bundle/state.js';
 import { sha256 } from './hash.js';
@@ -88,7 +88,7 @@ A cached file is verified again. --offline uses the cache only and names what is
       const pins = await loadPins();
       for (const name of names) if (!pins.has(name)) throw new InputError(`no pin for source "${name}" in configs/sources.json`, { hint: `Pinned: ${[...pins.keys()].join(', ')}` });
       const selected = names.length > 0 ? names.map((n) => pins.get(n)!) : [...pins.values()];
-      const { downloads } = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const { downloads } = await openCache(cacheRootFrom(values.cache));
       const started = Date.now();
       const fetched = await fetchSources(selected, {
         cache: downloads,
@@ -114,7 +114,7 @@ ${configHelp}`,
     options: { ...common },
     async run(values, targets) {
       const pins = await loadPins();
-      const { store } = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const { store } = cacheDirs(cacheRootFrom(values.cache));
       for (const arch of archList(values.arch)) {
         const config = await configFor(selection(values, arch));
         const plan = await planStages(stages, targets.length > 0 ? targets : defaultTargets(), config, pins, store);
@@ -135,7 +135,7 @@ ${configHelp}
     options: { ...common, jobs: { type: 'string' }, offline: { type: 'boolean' } },
     async run(values, targets) {
       const pins = await loadPins();
-      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const dirs = await openCache(cacheRootFrom(values.cache));
       const jobs = values.jobs ? Number(values.jobs) : availableParallelism();
       if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs ${String(values.jobs)}: expected a positive integer`);
       for (const arch of archList(values.arch)) {
@@ -231,12 +231,15 @@ verified; inspect lists what a bundle holds.`,
       const [action, ...paths] = positionals;
       const passphraseFile = values['passphrase-file'] as string | undefined;
       if (action === 'seal' && paths.length === 2) {
-        const iterations = values.iterations ? Number(values.iterations) : DEFAULT_ITERATIONS;
+        const iterations = values.iterations === undefined ? DEFAULT_ITERATIONS : Number(values.iterations);
+        if (!Number.isInteger(iterations)) throw new InputError(`--iterations ${String(values.iterations)}: expected a whole number`, { hint: `For example --iterations ${DEFAULT_ITERATIONS} (the default).` });
+        const output = paths[1]!;
+        if (await stat(output).catch(() => undefined)) throw new InputError(`${output} already exists`, { hint: 'seal writes only a new file, so nothing is overwritten: name another one.' });
         const sealed = seal(packState(await readState(paths[0]!)), await readPassphrase(passphraseFile, true), iterations);
-        await writeFile(paths[1]!, sealed, { mode: 0o600, flag: 'wx' });
+        await writeFile(output, sealed, { mode: 0o600, flag: 'wx' });
         console.log(`sealed ${paths[0]} into ${paths[1]} (${sealed.length} bytes, PBKDF2 ${iterations} iterations)`);
       } else if ((action === 'open' && paths.length === 2) || (action === 'inspect' && paths.length === 1)) {
-        const files = await unpackState(open(await readFile(paths[0]!), await readPassphrase(passphraseFile), paths[0]), paths[0]!);
+        const files = await unpackState(open(await readBundle(paths[0]!), await readPassphrase(passphraseFile), paths[0]), paths[0]!);
         if (action === 'open') {
           await mkdir(paths[1]!, { mode: 0o700 }).catch((error: Error) => {
             throw new InputError(`cannot create ${paths[1]}: ${error.message}`, { hint: 'open writes only into a new directory, so nothing is overwritten.' });
@@ -301,22 +304,36 @@ needs) and prints the one apt-get command that installs what is missing.
 Default: remove every stage output and log, keep the verified downloads.`,
     options: { all: { type: 'boolean' }, abandoned: { type: 'boolean' }, cache: common.cache, help: common.help },
     async run(values) {
-      const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+      const dirs = cacheDirs(cacheRootFrom(values.cache));
+      if (!(await isCache(dirs.root))) {
+        throw new InputError(`${dirs.root} is not a tor-ramdisk cache (it has no ${CACHE_MARKER}): nothing was removed`, {
+          hint: 'clean removes only what the tool made, inside a cache it made. Check --cache and $TOR_RAMDISK_CACHE.',
+        });
+      }
       if (values.abandoned) {
         console.log(`removed ${await dirs.store.sweepAbandoned()} abandoned build directories`);
         return;
       }
-      await rm(dirs.store.root, { recursive: true, force: true });
-      await rm(dirs.store.logRoot, { recursive: true, force: true });
-      if (values.all) await rm(dirs.root, { recursive: true, force: true });
-      console.log(`removed ${values.all ? dirs.root : `${dirs.store.root} and ${dirs.store.logRoot}`}`);
+      const removed = [dirs.store.root, dirs.store.logRoot, ...(values.all ? [dirs.downloads.root] : [])];
+      for (const dir of removed) await rm(dir, { recursive: true, force: true });
+      console.log(`removed ${removed.join(', ')}`);
     },
   },
 };
 
+/** A bundle file named on the command line: one that is not there, or too large to be one, is the user's mistake. */
+async function readBundle(path: string): Promise<Buffer> {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot read bundle ${path}: ${error.code === 'ENOENT' ? 'no such file' : (error.code ?? error.message)}`, { hint: 'Name the file the image exported (tor-ramdisk-state.bundle, or what you called it).' });
+  });
+  if (!info.isFile()) throw new InputError(`${path} is not a file`, { hint: 'Name the bundle file itself.' });
+  if (info.size > MAX_BUNDLE_BYTES) throw new InputError(`${path} is ${info.size} bytes: a bundle is at most ${MAX_BUNDLE_BYTES}`, { hint: 'This is not a tor-ramdisk bundle.' });
+  return readFile(path);
+}
+
 /** Builds one stage (and what it needs), or takes it from the cache: its output directory. */
 async function stageOutput(values: Record<string, unknown>, arch: Arch, stage: string, show: Renderer = renderer()): Promise<string> {
-  const dirs = cacheDirs(values.cache ? String(values.cache) : undefined);
+  const dirs = await openCache(cacheRootFrom(values.cache));
   const config = await configFor(selection(values, arch));
   const results = await buildStages({ registry: stages, targets: [stage], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: show });
   return results.find((r) => r.stage === stage)!.dir;
@@ -336,7 +353,7 @@ function usage(): string {
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
     `stages: ${stages.map((s) => s.name).join(', ')}`,
-    'exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed',
+    'exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed, 7 local filesystem',
   ].join('\n');
 }
 
@@ -369,7 +386,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function report(error: unknown): number {
+function report(raw: unknown): number {
+  const error = localFsError(raw) ?? raw;
   if (error instanceof TorRamdiskError) {
     console.error(`tor-ramdisk: ${error.message}`);
     if (error.hint) console.error(`hint: ${error.hint}`);

@@ -10,6 +10,7 @@ export const ExitCode = {
   build: 4,
   missingTool: 5,
   fetch: 6,
+  localFs: 7,
 } as const;
 
 export type ExitCodeName = keyof typeof ExitCode;
@@ -84,7 +85,52 @@ export class MissingToolError extends TorRamdiskError {
     readonly installCommand: string,
   ) {
     super('ERR_MISSING_TOOL', 'missingTool', `missing host tools: ${tools.join(', ')}`, {
-      hint: `Install them with: ${installCommand}`,
+      hint: `Run ./tor-ramdisk doctor --install, which installs what the stages declare (here: ${installCommand}).`,
     });
   }
+}
+
+/** What each local errno means, in words: the only errors that are the local filesystem's. */
+const LOCAL_ERRNOS: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only file system',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a component of the path is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EEXIST: 'already exists',
+  ENOENT: 'no such file or directory',
+  ENAMETOOLONG: 'name too long',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  EIO: 'input/output error',
+  EFBIG: 'file too large',
+};
+
+/**
+ * The local filesystem refused (disk full, read-only, a file where a directory belongs, no
+ * permission): never a network fault, never retried, never blamed on the input.
+ */
+export class LocalFsError extends TorRamdiskError {
+  constructor(
+    readonly path: string,
+    readonly errno: string,
+    what: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('ERR_LOCAL_FS', 'localFs', `${what}: ${path}: ${errno} (${LOCAL_ERRNOS[errno] ?? 'filesystem error'})`, {
+      hint: errno === 'ENOSPC' || errno === 'EDQUOT' ? 'Free space there (tor-ramdisk clean removes stage outputs), or choose another --cache.' : 'Fix the path or its permissions, or choose another --cache.',
+      ...options,
+    });
+  }
+}
+
+/** The error as a LocalFsError when it is a filesystem call's (it has a syscall and a local errno), else undefined. */
+export function localFsError(error: unknown, what = 'local filesystem'): LocalFsError | undefined {
+  if (error instanceof LocalFsError) return error;
+  const e = error as NodeJS.ErrnoException | undefined;
+  if (!e || typeof e.code !== 'string' || !e.syscall || !(e.code in LOCAL_ERRNOS)) return undefined;
+  return new LocalFsError(e.path ?? (e as { dest?: string }).dest ?? '(unknown path)', e.code, `${what} (${e.syscall})`, { cause: error });
 }

@@ -1,6 +1,7 @@
 import { resolveConfig } from './config/resolve.js';
 import { loadLayers } from './config/layers.js';
 import { ARCHES } from './config/schema.js';
+import { LOCK_TOOLS } from './engine/lock.js';
 import { stageTools } from './engine/stage.js';
 import { uniqueTools, type HostTool } from './engine/tools.js';
 import { FETCH_TOOLS } from './sources/fetch.js';
@@ -26,11 +27,11 @@ export const testTools: readonly HostTool[] = [
 const VARIANTS = ['uclibc', 'host'] as const;
 
 /**
- * What a build may run: fetching's tools and what every stage declares, for each arch and
+ * What a build may run: fetching's and locking's tools and what every stage declares, for each arch and
  * toolchain variant. The stages' declarations are the only list; this is their union.
  */
 export async function buildTools(): Promise<HostTool[]> {
-  const tools: HostTool[] = [...FETCH_TOOLS];
+  const tools: HostTool[] = [...FETCH_TOOLS, ...LOCK_TOOLS];
   for (const arch of ARCHES) {
     for (const variant of VARIANTS) {
       const config = resolveConfig(await loadLayers({ arch, profile: 'relay', flags: [`toolchain.variant=${variant}`] }));

@@ -12,7 +12,7 @@ test('--help lists the commands and the exit codes', async (t) => {
   const result = await run('--help');
   t.is(result.exitCode, 0);
   for (const command of ['fetch', 'plan', 'build', 'kernel', 'config', 'doctor', 'clean']) t.regex(result.stdout, new RegExp(`^  ${command} `, 'm'));
-  t.regex(result.stdout, /exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed/);
+  t.regex(result.stdout, /exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed, 7 local filesystem/);
   const build = await run('build', '--help');
   t.is(build.exitCode, 0);
   t.regex(build.stdout, /--offline/);

@@ -121,7 +121,7 @@ test('a slow server times out, and the retry succeeds', async (t) => {
   t.is(fetched.sha256, goodSha);
 });
 
-test('when every URL fails, the error lists each URL and why', async (t) => {
+test('when every URL fails, the error lists each URL and why; one that served wrong bytes makes it a verification failure', async (t) => {
   server.route('/all/404.tar.gz', { kind: 'status', status: 404 });
   server.route('/all/500.tar.gz', { kind: 'status', status: 500 });
   server.route('/all/bad.tar.gz', { kind: 'file', body: evil });
@@ -130,12 +130,16 @@ test('when every URL fails, the error lists each URL and why', async (t) => {
   const p = pin('h', urls);
   const error = await t.throwsAsync(fetchFile(p, p.files[0]!, options(cache)));
   const message = error!.message;
-  t.regex(message, /could not fetch h h-1\.0\.tar\.gz: every URL failed/);
+  t.regex(message, /could not fetch h h-1\.0\.tar\.gz: no URL served the pinned file/);
   t.true(message.includes(`${urls[0]}: HTTP 404 (attempt 1 of 3)`));
   t.true(message.includes(`${urls[1]}: HTTP 500 (attempt 3 of 3)`), '5xx is retried');
   t.true(message.includes(`${urls[2]}: sha256 mismatch`));
   t.true(message.includes(`${urls[3]}: ENOTFOUND (host unreachable)`));
-  t.is((error as unknown as { exitCode: number }).exitCode, 6);
+  t.is((error as unknown as { exitCode: number }).exitCode, 3);
+  const network = pin('h2', [urls[0]!, urls[1]!, urls[3]!]);
+  const offline = await t.throwsAsync(fetchFile(network, network.files[0]!, options(await freshCache())));
+  t.regex(offline!.message, /could not fetch h2 h2-1\.0\.tar\.gz: every URL failed/);
+  t.is((offline as unknown as { exitCode: number }).exitCode, 6, 'only the network failed');
 });
 
 test('--offline with an empty cache names every missing file', async (t) => {

@@ -1,18 +1,15 @@
 import test from 'ava';
-import { chmod, cp, mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
+import { projectCopy } from './helpers/project-copy.js';
 
 // The real stage graph, keys only (nothing is built), computed by a copy of the compiled tree
 // that each test changes: which stages a change to the code, a file mode or a compiler reaches.
 
-const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
-const copy = await mkdtemp(join(tmpdir(), 'tor-ramdisk-keys-'));
-await cp(join(repo, 'dist'), join(copy, 'dist'), { recursive: true, filter: (path) => !path.endsWith('.map') });
-for (const dir of ['configs', 'kernel', 'initramfs', 'qemu']) await cp(join(repo, dir), join(copy, dir), { recursive: true });
-await symlink(join(repo, 'node_modules'), join(copy, 'node_modules'));
+const copy = await projectCopy();
 
 const load = async <T>(module: string): Promise<T> => (await import(pathToFileURL(join(copy, 'dist', 'pipeline', module)).href)) as T;
 type Stage = import('../pipeline/engine/stage.js').Stage;

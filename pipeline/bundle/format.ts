@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { TorRamdiskError } from '../errors.js';
+import { InputError, TorRamdiskError } from '../errors.js';
 
 /**
  * The relay-state bundle, the same bytes the image's shell writes with openssl and sha256sum:
@@ -13,7 +13,10 @@ import { TorRamdiskError } from '../errors.js';
  */
 export const MAGIC = Buffer.from('TRDBUN01', 'latin1');
 export const DEFAULT_ITERATIONS = 600_000;
+/** The bounds the image applies too (bundle.sh's TRD_ITER_MIN, TRD_ITER_MAX, TRD_BUNDLE_MAX): checked before any work. */
 export const MIN_ITERATIONS = 100_000;
+export const MAX_ITERATIONS = 10_000_000;
+export const MAX_BUNDLE_BYTES = 1_048_576;
 const SALTED = Buffer.from('Salted__', 'latin1');
 const MAC_LABEL = Buffer.from('tor-ramdisk bundle mac v1', 'latin1');
 const HEADER = MAGIC.length + 4 + SALTED.length + 8;
@@ -34,7 +37,9 @@ function keys(passphrase: Buffer, salt: Buffer, iterations: number) {
 }
 
 export function seal(plaintext: Buffer, passphrase: Buffer, iterations = DEFAULT_ITERATIONS, salt: Buffer = randomBytes(8)): Buffer {
-  if (iterations < MIN_ITERATIONS) throw new BundleError(`refusing to seal with ${iterations} PBKDF2 iterations`, `Use at least ${MIN_ITERATIONS}.`);
+  if (!Number.isInteger(iterations) || iterations < MIN_ITERATIONS || iterations > MAX_ITERATIONS) {
+    throw new InputError(`refusing to seal with ${iterations} PBKDF2 iterations`, { hint: `Use a whole number from ${MIN_ITERATIONS} to ${MAX_ITERATIONS} (the image opens nothing else); the default is ${DEFAULT_ITERATIONS}.` });
+  }
   const { key, iv, macKey } = keys(passphrase, salt, iterations);
   const count = Buffer.alloc(4);
   count.writeUInt32BE(iterations);
@@ -45,12 +50,15 @@ export function seal(plaintext: Buffer, passphrase: Buffer, iterations = DEFAULT
 
 /** Checks everything before decrypting anything; any doubt is a refusal that says which. */
 export function open(bundle: Buffer, passphrase: Buffer, source = 'bundle'): Buffer {
-  if (bundle.length < HEADER + MAC || !bundle.subarray(0, MAGIC.length).equals(MAGIC)) {
+  if (bundle.length < HEADER + MAC + 1 || !bundle.subarray(0, MAGIC.length).equals(MAGIC)) {
     throw new BundleError(`${source} is not a tor-ramdisk bundle (or is truncated)`, 'Export the state again; nothing was changed.');
   }
   if (!bundle.subarray(12, 20).equals(SALTED)) throw new BundleError(`${source}: malformed header`, 'Export the state again; nothing was changed.');
+  if (bundle.length > MAX_BUNDLE_BYTES) throw new BundleError(`${source} is ${bundle.length} bytes, more than a bundle's ${MAX_BUNDLE_BYTES}`, 'This is not a tor-ramdisk bundle; nothing was changed.');
+  // Read before anything is authenticated: bounded before it costs any work.
   const iterations = bundle.readUInt32BE(8);
   if (iterations < MIN_ITERATIONS) throw new BundleError(`${source} asks for only ${iterations} PBKDF2 iterations`, `A bundle needs at least ${MIN_ITERATIONS}; this one was not made by tor-ramdisk.`);
+  if (iterations > MAX_ITERATIONS) throw new BundleError(`${source} asks for ${iterations} PBKDF2 iterations, more than ${MAX_ITERATIONS}`, 'Refused before any work: a damaged or hostile header.');
   const salt = bundle.subarray(20, 28);
   const { key, iv, macKey } = keys(passphrase, salt, iterations);
   const body = bundle.subarray(0, bundle.length - MAC);

@@ -1,8 +1,9 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
+import { InputError } from '../errors.js';
 import { BundleError } from './format.js';
 import { tarArchive } from './ustar.js';
 
@@ -21,11 +22,25 @@ export function checkMemberName(name: string): string | undefined {
   return undefined;
 }
 
-/** Reads the state directory: its torrc and every regular file in keys/. */
+/**
+ * Reads the state directory: its torrc and every file in keys/. Whatever `open` (here or in
+ * the image) would refuse is refused here, before anything is sealed: a name outside the
+ * member rule, a subdirectory, a link or device.
+ */
 export async function readState(dir: string): Promise<StateFile[]> {
-  const files: StateFile[] = [{ name: 'torrc', data: await readFile(join(dir, 'torrc')) }];
-  for (const entry of (await readdir(join(dir, 'keys')).catch(() => [] as string[])).sort()) {
-    if ((await stat(join(dir, 'keys', entry))).isFile()) files.push({ name: `keys/${entry}`, data: await readFile(join(dir, 'keys', entry)) });
+  const torrc = await readFile(join(dir, 'torrc')).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`${dir} has no readable torrc (${error.code ?? error.message})`, { hint: 'A state directory holds torrc and keys/ (as the image exports them).' });
+  });
+  const files: StateFile[] = [{ name: 'torrc', data: torrc }];
+  const entries = await readdir(join(dir, 'keys'), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw new InputError(`${join(dir, 'keys')} cannot be read (${error.code ?? error.message})`);
+  });
+  for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const name = `keys/${entry.name}`;
+    const why = checkMemberName(name) ?? (entry.isFile() ? undefined : `${name} is not a regular file (the bundle holds files only, no subdirectories or links)`);
+    if (why) throw new InputError(`cannot seal ${dir}: ${why}`, { hint: 'The image would refuse such a bundle: rename or remove it. Names: letters, digits, ".", "_" and "-", at most 90, not starting with ".".' });
+    files.push({ name, data: await readFile(join(dir, name)) });
   }
   return files;
 }

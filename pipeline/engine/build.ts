@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Listr, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
-import { MissingToolError, TorRamdiskError } from '../errors.js';
+import { localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import type { DownloadCache } from '../sources/cache.js';
 import type { Downloader } from '../sources/download.js';
@@ -60,7 +60,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     }
     update(`${planned.stage.title} (waiting for a job slot)`);
     const release = await slots.acquire();
-    const unlock = await store.lock(name, planned.key, abort.signal);
+    const unlock = await store.lock(name, planned.key, { signal: abort.signal, onWait: update });
     if (await store.lookup(name, planned.key)) {
       // Another run built it while this one waited for the lock.
       await unlock();
@@ -108,7 +108,8 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
     } catch (error) {
       await store.discard(temp.dir);
-      throw error instanceof TorRamdiskError ? error : new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error });
+      if (error instanceof TorRamdiskError) throw error;
+      throw localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error });
     } finally {
       await unlock();
       release();

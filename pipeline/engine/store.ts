@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StageInputs } from './inputs.js';
+import { acquireLock, lockOwner, recordOwner } from './lock.js';
 
 export interface StageManifest {
   key: string;
@@ -36,10 +37,12 @@ export class StageStore {
     return join(this.logRoot, stage, `${key}.log`);
   }
 
+  /** The manifest of a finished output whose `out/` is still there, else undefined. */
   async lookup(stage: string, key: string): Promise<StageManifest | undefined> {
     try {
       const manifest = JSON.parse(await readFile(join(this.entryDir(stage, key), 'manifest.json'), 'utf8')) as StageManifest;
-      return manifest.key === key ? manifest : undefined;
+      if (manifest.key !== key || !(await stat(this.outDir(stage, key))).isDirectory()) return undefined;
+      return manifest;
     } catch {
       return undefined;
     }
@@ -47,10 +50,13 @@ export class StageStore {
 
   /** A fresh private directory for one build attempt, with `out/`, `work/` and the `path/` of its tool links. */
   async begin(stage: string, key: string): Promise<{ dir: string; out: string; work: string; path: string }> {
-    const dir = join(this.root, stage, `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    // Named by the key, whose lock its builder holds: `sweepAbandoned` knows it is over when the lock is free.
+    const dir = join(this.root, stage, `.tmp-${key}-${randomBytes(4).toString('hex')}`);
     await mkdir(join(dir, 'out'), { recursive: true });
     await mkdir(join(dir, 'work'), { recursive: true });
     await mkdir(join(this.logRoot, stage), { recursive: true });
+    // The log of this attempt only: an earlier, killed attempt's lines would mislead.
+    await writeFile(this.logPath(stage, key), '');
     return { dir, out: join(dir, 'out'), work: join(dir, 'work'), path: join(dir, 'path') };
   }
 
@@ -76,61 +82,61 @@ export class StageStore {
     }
   }
 
+  /** Remembers the inputs for `plan`; on a read-only cache (every stage cached) there is nothing to remember them in, and that is fine. */
   async recordLast(stage: string, slot: string, inputs: StageInputs): Promise<void> {
-    await mkdir(join(this.root, stage), { recursive: true });
     const path = join(this.root, stage, `last-${slot}.json`);
     const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(temp, `${JSON.stringify(inputs, null, 2)}\n`);
-    await rename(temp, path);
-  }
-
-  /**
-   * Holds `stages/<name>/<key>.lock` while this process builds that key, so two runs sharing a
-   * cache (two CI jobs, two test files) build it once: the second waits, then finds it cached.
-   * A lock whose owner died is taken over.
-   */
-  async lock(stage: string, key: string, signal?: AbortSignal): Promise<() => Promise<void>> {
-    const path = join(this.root, stage, `${key}.lock`);
-    await mkdir(join(this.root, stage), { recursive: true });
-    for (;;) {
-      try {
-        await writeFile(path, String(process.pid), { flag: 'wx' });
-        return () => rm(path, { force: true });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const owner = Number(await readFile(path, 'utf8').catch(() => ''));
-      if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) {
-        await rm(path, { force: true });
-        continue;
-      }
-      if (signal?.aborted) throw signal.reason;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+    try {
+      await mkdir(join(this.root, stage), { recursive: true });
+      await writeFile(temp, `${JSON.stringify(inputs, null, 2)}\n`);
+      await rename(temp, path);
+    } catch (error) {
+      if (!READ_ONLY.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
     }
   }
 
-  /** Removes build directories left by runs that died; returns how many. */
+  lockPath(stage: string, key: string): string {
+    return join(this.root, stage, `${key}.lock`);
+  }
+
+  /**
+   * Holds a flock on `stages/<name>/<key>.lock` while this process builds that key, so two runs
+   * sharing a cache (two CI jobs, two test files) build it once: the second waits, saying for
+   * what and for whom, then finds it cached. The kernel releases the lock when its holder dies.
+   */
+  async lock(stage: string, key: string, options: { signal?: AbortSignal; onWait?: (message: string) => void } = {}): Promise<() => Promise<void>> {
+    const path = this.lockPath(stage, key);
+    await mkdir(join(this.root, stage), { recursive: true });
+    const signal = options.signal ? { signal: options.signal } : {};
+    let held = await acquireLock(path, { wait: false, ...signal });
+    if (!held) {
+      options.onWait?.(`waiting for ${stage} ${key.slice(0, 12)}…, which another build is making (${await lockOwner(path)})`);
+      held = (await acquireLock(path, { wait: true, ...signal }))!;
+    }
+    await recordOwner(path);
+    return () => held.release();
+  }
+
+  /** Removes build directories whose build is over (nobody holds their key's lock); returns how many. */
   async sweepAbandoned(): Promise<number> {
     let removed = 0;
     const stages = await readdir(this.root).catch(() => [] as string[]);
     for (const stage of stages) {
       for (const entry of await readdir(join(this.root, stage)).catch(() => [] as string[])) {
-        const match = /^\.tmp-[0-9a-f]+-(\d+)-/.exec(entry);
-        if (!match || isAlive(Number(match[1]))) continue;
-        await rm(join(this.root, stage, entry), { recursive: true, force: true });
-        removed++;
+        const match = /^\.tmp-([0-9a-f]{64})-/.exec(entry);
+        if (!match) continue;
+        const held = await acquireLock(this.lockPath(stage, match[1]!), { wait: false });
+        if (!held) continue;
+        try {
+          await rm(join(this.root, stage, entry), { recursive: true, force: true });
+          removed++;
+        } finally {
+          await held.release();
+        }
       }
     }
     return removed;
   }
 }
 
-function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const READ_ONLY = new Set(['EROFS', 'EACCES', 'EPERM']);

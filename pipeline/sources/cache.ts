@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256File } from '../hash.js';
 
@@ -8,12 +8,14 @@ import { sha256File } from '../hash.js';
  * Files enter only by rename after verification, so a killed download never looks complete.
  */
 export class DownloadCache {
+  readonly root: string;
   readonly dir: string;
   readonly tmpDir: string;
 
   constructor(cacheRoot: string) {
-    this.dir = join(cacheRoot, 'downloads', 'sha256');
-    this.tmpDir = join(cacheRoot, 'downloads', 'tmp');
+    this.root = join(cacheRoot, 'downloads');
+    this.dir = join(this.root, 'sha256');
+    this.tmpDir = join(this.root, 'tmp');
   }
 
   pathOf(sha256: string): string {
@@ -33,6 +35,23 @@ export class DownloadCache {
   async tempPath(label: string): Promise<string> {
     await mkdir(this.tmpDir, { recursive: true });
     return join(this.tmpDir, `${label.replace(/[^A-Za-z0-9._-]/g, '_')}.${process.pid}.${randomBytes(4).toString('hex')}`);
+  }
+
+  /**
+   * Removes temporary files that no download is writing: a live download writes at least every
+   * `timeoutMs` (its longest allowed silence) and is verified in seconds, so a file untouched
+   * for an hour belongs to a fetch that was killed. Returns how many.
+   */
+  async sweepStale(olderThanMs = 60 * 60_000): Promise<number> {
+    let removed = 0;
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      const path = join(this.tmpDir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info || Date.now() - info.mtimeMs < olderThanMs) continue;
+      await rm(path, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 
   async commit(tempPath: string, sha256: string): Promise<string> {

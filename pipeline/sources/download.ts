@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import got from 'got';
+import { localFsError } from '../errors.js';
 
 export interface DownloadOptions {
   /** Longest silence allowed: waiting for the response, or between two chunks of the body. */
@@ -57,7 +58,8 @@ export const httpDownloader: Downloader = {
     try {
       await pipeline(stream, createWriteStream(destination));
     } catch (error) {
-      throw classifyFailure(error);
+      // Writing the file failed (disk full, read-only): the network is not at fault.
+      throw localFsError(error, `cannot write the download of ${url}`) ?? classifyFailure(error);
     }
   },
 };

@@ -1,6 +1,6 @@
 import { copyFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FetchError, IntegrityError, SignatureError, type TorRamdiskError } from '../errors.js';
+import { FetchError, IntegrityError, localFsError, SignatureError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256File } from '../hash.js';
 import type { DownloadCache } from './cache.js';
@@ -113,6 +113,7 @@ export async function fetchFile(pin: SourcePin, file: SourceFile, options: Fetch
   const backoffMs = options.backoffMs ?? 1000;
   const unreachable = options.unreachableHosts ?? new Set<string>();
   const failures: string[] = [];
+  let verificationFailures = 0;
   for (const candidate of candidates(file)) {
     const host = new URL(candidate.url).host;
     if (unreachable.has(host)) {
@@ -132,8 +133,13 @@ export async function fetchFile(pin: SourcePin, file: SourceFile, options: Fetch
       } catch (error) {
         await rm(temp, { force: true });
         if (options.signal?.aborted) throw error;
+        // A local fault, a missing tool: final, and not the network's.
+        if (error instanceof TorRamdiskError && !isVerificationFailure(error)) throw error;
+        const local = localFsError(error, `cannot store ${label}`);
+        if (local) throw local;
         if (isVerificationFailure(error)) {
           // A wrong file is not retried from the same URL: it would be wrong again.
+          verificationFailures++;
           failures.push(`${candidate.url}: ${(error as Error).message}`);
           say(`${label}: ${(error as Error).message}; trying the next URL`);
           break;
@@ -148,8 +154,15 @@ export async function fetchFile(pin: SourcePin, file: SourceFile, options: Fetch
       }
     }
   }
-  throw new FetchError(`could not fetch ${label}: every URL failed:\n${failures.map((f) => `  - ${f}`).join('\n')}`, {
-    hint: 'Check the network and the URLs in configs/sources.json; a sha256 mismatch on every URL means the pin or the mirrors are wrong.',
+  const list = failures.map((f) => `  - ${f}`).join('\n');
+  if (verificationFailures > 0) {
+    // Someone served bytes that are not the pinned ones: that is a verification failure, whatever the other URLs did.
+    throw new TorRamdiskError('ERR_INTEGRITY', 'verification', `could not fetch ${label}: no URL served the pinned file:\n${list}`, {
+      hint: 'A wrong sha256 or signature: a changed upstream file, a wrong pin or mirror, or a man-in-the-middle attack. Nothing of it was kept.',
+    });
+  }
+  throw new FetchError(`could not fetch ${label}: every URL failed:\n${list}`, {
+    hint: 'Check the network and the URLs in configs/sources.json.',
   });
 }
 
@@ -213,7 +226,9 @@ async function checkSignature(pin: SourcePin, file: SourceFile, content: string,
       const { fingerprint } = await verifySignature(content, temp, signature.keyring, options.keysDir);
       return fingerprint;
     } catch (error) {
-      if ((error as TorRamdiskError).code === 'ERR_SIGNATURE') throw error;
+      if (error instanceof TorRamdiskError) throw error;
+      const local = localFsError(error, `cannot store the signature of ${pin.name} ${file.name}`);
+      if (local) throw local;
       failures.push(`${url}: ${classifyFailure(error).message}`);
     } finally {
       await rm(temp, { force: true });
@@ -226,6 +241,7 @@ async function checkSignature(pin: SourcePin, file: SourceFile, content: string,
 
 /** Fetches every file of the given pins; offline, names every missing file at once. */
 export async function fetchSources(pins: SourcePin[], options: FetchOptions): Promise<FetchedFile[]> {
+  await options.cache.sweepStale();
   const unreachableHosts = options.unreachableHosts ?? new Set<string>();
   const fetched: FetchedFile[] = [];
   const missing: string[] = [];

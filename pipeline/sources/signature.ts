@@ -1,7 +1,8 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignatureError } from '../errors.js';
+import { installCommand, which } from '../engine/tools.js';
+import { MissingToolError, SignatureError } from '../errors.js';
 import { run } from '../exec.js';
 import { projectRoot } from '../paths.js';
 
@@ -45,6 +46,8 @@ export async function verifySignature(
   const armored = await readFile(keyringPath, 'utf8').catch((error: Error) => {
     throw new SignatureError(`cannot read pinned keyring ${keyringPath}: ${error.message}`, { hint: 'Pin the signing keys in configs/keys/.' });
   });
+  // Without gpgv nothing can be verified: that is a missing tool, not a bad signature.
+  if (!which('gpgv')) throw new MissingToolError(['gpgv'], installCommand([{ command: 'gpgv', package: 'gpgv' }]));
   const home = await mkdtemp(join(tmpdir(), 'tor-ramdisk-gpgv-'));
   try {
     const binary = join(home, 'pinned.gpg');
