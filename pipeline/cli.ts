@@ -301,7 +301,9 @@ needs) and prints the one apt-get command that installs what is missing.
     summary: 'remove stage outputs (--all: downloads too; --abandoned: only dead builds)',
     usage: `tor-ramdisk clean [--abandoned | --all] [--cache DIR]
 
-Default: remove every stage output and log, keep the verified downloads.`,
+Default: remove every stage output and log, keep the verified downloads. Only a cache the
+tool made (it holds a .tor-ramdisk-cache marker) is touched, and in it only stages/, logs/
+and (--all) downloads/.`,
     options: { all: { type: 'boolean' }, abandoned: { type: 'boolean' }, cache: common.cache, help: common.help },
     async run(values) {
       const dirs = cacheDirs(cacheRootFrom(values.cache));
