@@ -135,6 +135,20 @@ test.serial('disk full during a download is a local fault: exit 7 with the path 
   t.notRegex(result.all!, /\/downloads\/(sha256|tmp)\/./, 'no partial file left');
 });
 
+test.serial('disk full during a stage\'s commands is a local fault too (7), not a broken build; nothing of the stage is kept', async (t) => {
+  if (!root) return t.log('not run: mounting a small tmpfs needs root');
+  const dir = await temp('enospc-build');
+  const result = await inMountNamespace(
+    'mount -t tmpfs -o size=24k tmpfs "$1" && "$2" "$3" build toolchain --set toolchain.variant=host --cache "$1/cache"; echo "exit=$?"; echo "left:"; ls -A "$1/cache/stages/toolchain"',
+    dir,
+    process.execPath,
+    join(repo, 'dist', 'pipeline', 'cli.js'),
+  );
+  t.regex(result.all!, /stage toolchain: .*ENOSPC \(no space left on the device\)/);
+  t.regex(result.all!, /exit=7/);
+  t.regex(result.all!, /left:\n[0-9a-f]{64}\.lock$/, 'the attempt was discarded: only its lock file is left');
+});
+
 test.serial('a read-only cache: what is cached is used; what is not is a local fault (EROFS), not a network one', async (t) => {
   if (!root) return t.log('not run: a read-only bind mount needs root');
   await pin({ a: { path: '/good.tar', sha256: sha256(good) } });

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Listr, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
-import { localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
+import { BuildError, LocalFsError, localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import type { DownloadCache } from '../sources/cache.js';
 import type { Downloader } from '../sources/download.js';
@@ -108,8 +108,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
     } catch (error) {
       await store.discard(temp.dir);
-      if (error instanceof TorRamdiskError) throw error;
-      throw localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error });
+      throw commandFsError(error, name, temp.dir) ?? (error instanceof TorRamdiskError ? error : (localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error })));
     } finally {
       await unlock();
       release();
@@ -146,6 +145,24 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   );
   await tasks.run();
   return Promise.all(plan.map((p) => results.get(p.stage.name)!.promise));
+}
+
+/** What a command prints when the disk under it refused (its own errno is not ours to read). */
+const COMMAND_FS_ERRORS: readonly [RegExp, string][] = [
+  [/No space left on device/, 'ENOSPC'],
+  [/Disk quota exceeded/, 'EDQUOT'],
+  [/Read-only file system/, 'EROFS'],
+];
+
+/**
+ * A stage's command (or the extraction that ran one) that failed because the cache's
+ * filesystem refused: a local fault, not a broken build or a bad archive.
+ */
+function commandFsError(error: unknown, stage: string, dir: string): LocalFsError | undefined {
+  const command = error instanceof BuildError ? error : error instanceof TorRamdiskError && error.cause instanceof BuildError ? error.cause : undefined;
+  const found = command && COMMAND_FS_ERRORS.find(([pattern]) => pattern.test(command.message));
+  if (!command || !found) return undefined;
+  return new LocalFsError(dir, found[1], `stage ${stage}: a command could not write (${command.logPath ? `log: ${command.logPath}` : command.message.split('\n')[0]})`, { cause: error });
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
