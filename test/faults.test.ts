@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { MAX_ITERATIONS, seal, open } from '../pipeline/bundle/format.js';
 import { packState } from '../pipeline/bundle/state.js';
 import { StageStore } from '../pipeline/engine/store.js';
@@ -316,4 +316,28 @@ test.serial('fuzz: mutated and random bundles and ELF objects end in a clean ref
     }
   }
   t.log(JSON.stringify(Object.fromEntries(outcomes)));
+});
+
+test.serial('a project file edited while its stage builds: the output is not kept under a key that does not describe it', async (t) => {
+  const load = async <T>(module: string): Promise<T> => (await import(pathToFileURL(join(copy, 'dist', 'pipeline', module)).href)) as T;
+  const { buildStages } = await load<typeof import('../pipeline/engine/build.js')>('engine/build.js');
+  const { cacheDirs } = await load<typeof import('../pipeline/context.js')>('context.js');
+  const { loadLayers } = await load<typeof import('../pipeline/config/layers.js')>('config/layers.js');
+  const { resolveConfig } = await load<typeof import('../pipeline/config/resolve.js')>('config/resolve.js');
+  const hosts = join(copy, 'initramfs', 'etc', 'hosts');
+  const stage = {
+    name: 'reads-hosts',
+    title: 'reads hosts',
+    definition: import.meta.url,
+    files: ['initramfs/etc/hosts'],
+    async run(ctx: import('../pipeline/engine/stage.js').StageContext) {
+      await writeFile(join(ctx.out, 'hosts'), await readFile(hosts));
+      await writeFile(hosts, `${await readFile(hosts, 'utf8')}# edited during the build\n`);
+    },
+  };
+  const dirs = cacheDirs(await temp('edited'));
+  const config = resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay' }));
+  const error = await t.throwsAsync(buildStages({ registry: [stage], targets: [stage.name], config, pins: new Map(), store: dirs.store, downloads: dirs.downloads, renderer: 'silent' }));
+  t.regex(error!.message, /stage reads-hosts: initramfs\/etc\/hosts changed while it was building; its output was not kept/);
+  t.deepEqual((await readdir(join(dirs.store.root, 'reads-hosts'))).filter((e) => !e.endsWith('.lock') && !e.startsWith('last-')), [], 'nothing committed');
 });

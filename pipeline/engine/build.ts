@@ -1,12 +1,13 @@
 import { availableParallelism } from 'node:os';
 import { Listr, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
-import { BuildError, LocalFsError, localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
+import { BuildError, InputError, LocalFsError, localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import type { DownloadCache } from '../sources/cache.js';
 import type { Downloader } from '../sources/download.js';
 import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
+import { stageFileHashes } from './inputs.js';
 import { planStages, type PlannedStage } from './plan.js';
 import { stageSources, stageTools, type Stage, type StageContext, type StageOutput } from './stage.js';
 import type { StageStore } from './store.js';
@@ -102,6 +103,12 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
         progress: output,
       };
       await planned.stage.run(ctx);
+      // The project files are read while the stage runs: one edited meanwhile would put an output under a key that does not describe it.
+      const files = await stageFileHashes(planned.stage, config);
+      const edited = [...new Set([...Object.keys(files), ...Object.keys(planned.inputs.files)])].filter((f) => files[f] !== planned.inputs.files[f]).sort();
+      if (edited.length > 0) {
+        throw new InputError(`stage ${name}: ${edited.join(', ')} changed while it was building; its output was not kept`, { hint: 'Build again: the stage is then built from the files as they are now.' });
+      }
       const durationMs = Date.now() - started;
       await store.commit(name, temp.dir, { key: planned.key, inputs: planned.inputs, builtAt: new Date().toISOString(), durationMs });
       await store.recordLast(name, config.arch, planned.inputs);

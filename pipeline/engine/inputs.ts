@@ -40,8 +40,7 @@ export async function stageInputs(
       files: Object.fromEntries(pin.files.map((f) => [f.name, [f.sha256, ...f.mirrors.map((m) => m.memberSha256 ?? m.sha256)]])),
     };
   }
-  const files: Record<string, string> = {};
-  for (const path of stageFiles(stage, config)) Object.assign(files, await hashTree(root, join(root, path)));
+  const files = await stageFileHashes(stage, config, root);
   return {
     stage: stage.name,
     code: await codeInputs(stage.definition),
@@ -51,6 +50,13 @@ export async function stageInputs(
     deps: Object.fromEntries((stage.deps ?? []).map((dep) => [dep, depKeys[dep]!])),
     tools: { ...(await toolIdentities(stageTools(stage, config))), ...(await stage.identity?.(config)) },
   };
+}
+
+/** The project files a stage reads, each with its sha256 and image mode. */
+export async function stageFileHashes(stage: Stage, config: ResolvedConfig, root: string = projectRoot): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const path of stageFiles(stage, config)) Object.assign(files, await hashTree(root, join(root, path)));
+  return files;
 }
 
 export function stageKey(inputs: StageInputs): string {
