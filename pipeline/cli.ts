@@ -6,6 +6,7 @@ import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
 import { CACHE_MARKER, cacheDirs, cacheRootFrom, configFor, isCache, openCache } from './context.js';
 import { buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
+import { graphDot, graphSvg } from './engine/pictures.js';
 import { installCommand, missingTools, packagesFor, toolName } from './engine/tools.js';
 import { ExitCode, InputError, localFsError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
@@ -152,6 +153,31 @@ ${configHelp}
           renderer: renderer(),
         });
         for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : 'built '} ${r.dir}`);
+        if (results.some((r) => !r.cached)) console.log(`${arch} timeline: ${dirs.store.timelinePath(arch)}`);
+      }
+    },
+  },
+  graph: {
+    summary: 'the stage graph, each stage with its key and whether it is cached (DOT or SVG)',
+    usage: `tor-ramdisk graph [STAGE…] [--format dot|svg] [options]
+
+Prints the graph of the stages (default: the images and what they need) with each stage's
+key and state (cached or to build), as Graphviz DOT (default) or as SVG.
+
+${configHelp}
+  --format F      dot or svg`,
+    options: { ...common, format: { type: 'string', default: 'dot' } },
+    async run(values, targets) {
+      const format = String(values.format);
+      if (format !== 'dot' && format !== 'svg') throw new InputError(`--format ${format}: expected dot or svg`);
+      const pins = await loadPins();
+      const { store } = cacheDirs(cacheRootFrom(values.cache));
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        const plan = await planStages(stages, targets.length > 0 ? targets : defaultTargets(), config, pins, store);
+        const nodes = plan.map((p) => ({ name: p.stage.name, deps: p.stage.deps ?? [], key: p.key, cached: p.cached }));
+        const title = `tor-ramdisk stages, ${arch} (${config.toolchainVariant} toolchain)`;
+        process.stdout.write(format === 'dot' ? graphDot(nodes, title) : graphSvg(nodes, title));
       }
     },
   },

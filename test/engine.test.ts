@@ -10,6 +10,8 @@ import { resolveConfig } from '../pipeline/config/resolve.js';
 import { cacheDirs } from '../pipeline/context.js';
 import { buildStages } from '../pipeline/engine/build.js';
 import { stageInputs, stageKey } from '../pipeline/engine/inputs.js';
+import { remainingMs } from '../pipeline/engine/eta.js';
+import { graphDot, graphSvg } from '../pipeline/engine/pictures.js';
 import { formatPlan, planStages } from '../pipeline/engine/plan.js';
 import { sha256 } from '../pipeline/hash.js';
 import { parsePins } from '../pipeline/sources/pins.js';
@@ -179,4 +181,42 @@ test('a stage whose declared tool is not installed stops before it runs, naming 
   t.is((error as unknown as { exitCode: number }).exitCode, 5);
   t.regex(error!.message, /missing host tools: tor-ramdisk-no-such-tool/);
   t.deepEqual(runs, []);
+});
+
+test('the estimate simulates the rest of the build over the job slots, from each stage\'s last build', (t) => {
+  const stages = [
+    { name: 'a', deps: [], expectedMs: 10 },
+    { name: 'b', deps: ['a'], expectedMs: 20 },
+    { name: 'c', deps: ['a'], expectedMs: 30 },
+    { name: 'd', deps: ['b', 'c'], expectedMs: 40 },
+  ];
+  const none = { done: new Set<string>(), running: new Map<string, number>() };
+  t.deepEqual(remainingMs(stages, none, 2, 1000), { ms: 80, unknown: 0 });
+  t.deepEqual(remainingMs(stages, none, 1, 1000), { ms: 100, unknown: 0 });
+  // a done; c started 25 ms ago: 5 ms of it left, b (20) alongside, then d.
+  t.deepEqual(remainingMs(stages, { done: new Set(['a']), running: new Map([['c', 975]]) }, 2, 1000), { ms: 60, unknown: 0 });
+  t.deepEqual(remainingMs([...stages.slice(0, 3), { name: 'd', deps: ['b', 'c'], expectedMs: undefined }], none, 2, 1000), { ms: 40, unknown: 1 });
+});
+
+test('a build leaves a timeline picture: each built stage a bar in its job slot', async (t) => {
+  const dirs = await setup();
+  await build(dirs);
+  const svg = await readFile(dirs.store.timelinePath('x86_64'), 'utf8');
+  t.true(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
+  for (const stage of ['a', 'b', 'c', 'd']) t.regex(svg, new RegExp(`<title>${stage}: built in \\d+ s</title>`));
+  t.regex(svg, /job slot 2/);
+});
+
+test('the stage graph as DOT and SVG names every stage, its key and state, and every edge', (t) => {
+  const nodes = [
+    { name: 'a', deps: [], key: 'a'.repeat(64), cached: true },
+    { name: 'b', deps: ['a'], key: 'b'.repeat(64), cached: false },
+  ];
+  const dot = graphDot(nodes, 'g');
+  t.regex(dot, /"a" \[label="a\\naaaaaaaaaaaa\\ncached"/);
+  t.regex(dot, /"b" \[label="b\\nbbbbbbbbbbbb\\nto build"/);
+  t.regex(dot, /"a" -> "b";/);
+  const svg = graphSvg(nodes, 'g');
+  t.regex(svg, />bbbbbbbbbbbb · to build</);
+  t.is((svg.match(/<path d="M/g) ?? []).length, 2, 'one edge and its arrow head');
 });

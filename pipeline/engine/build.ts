@@ -1,5 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { Listr, type ListrRendererValue } from 'listr2';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Listr, PRESET_TIMESTAMP, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { BuildError, InputError, LocalFsError, localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
@@ -7,7 +9,9 @@ import type { DownloadCache } from '../sources/cache.js';
 import type { Downloader } from '../sources/download.js';
 import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
+import { remainingMs } from './eta.js';
 import { stageFileHashes } from './inputs.js';
+import { formatSeconds, timelineSvg, type TimelineEntry } from './pictures.js';
 import { planStages, type PlannedStage } from './plan.js';
 import { stageSources, stageTools, type Stage, type StageContext, type StageOutput } from './stage.js';
 import type { StageStore } from './store.js';
@@ -47,29 +51,46 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   const abort = new AbortController();
   // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
   const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
-  const slots = new Semaphore(jobs);
+  const slots = new JobSlots(jobs);
   const unreachableHosts = new Set<string>();
+  // For the progress line and the timeline picture.
+  const t0 = Date.now();
+  const done = new Set<string>();
+  const running = new Map<string, number>();
+  const timeline: TimelineEntry[] = [];
+  let refreshSummary = () => {};
+  const finished = (name: string, cached: boolean, startedAt: number, slot?: number) => {
+    running.delete(name);
+    done.add(name);
+    timeline.push({ stage: name, startMs: startedAt - t0, endMs: Date.now() - t0, cached, ...(slot === undefined ? {} : { slot }) });
+    refreshSummary();
+  };
 
-  const runOne = async (planned: PlannedStage, update: (title: string) => void, output: (line: string) => void): Promise<StageResult> => {
+  const runOne = async (planned: PlannedStage, update: (title: string) => void, output: (line: string) => void, step: (line: string) => void): Promise<StageResult> => {
     const depOutputs: Record<string, StageOutput> = {};
     for (const dep of planned.stage.deps ?? []) depOutputs[dep] = await results.get(dep)!.promise;
     const started = Date.now();
     const name = planned.stage.name;
     if (planned.cached) {
       await store.recordLast(name, config.arch, planned.inputs);
+      finished(name, true, started);
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
     }
     update(`${planned.stage.title} (waiting for a job slot)`);
-    const release = await slots.acquire();
+    const { slot, release } = await slots.acquire();
     const unlock = await store.lock(name, planned.key, { signal: abort.signal, onWait: update });
     if (await store.lookup(name, planned.key)) {
       // Another run built it while this one waited for the lock.
       await unlock();
       release();
       await store.recordLast(name, config.arch, planned.inputs);
+      finished(name, true, started);
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
     }
     const temp = await store.begin(name, planned.key);
+    const building = Date.now();
+    running.set(name, building);
+    refreshSummary();
     try {
       update(planned.stage.title);
       const sources: Record<string, FetchedFile[]> = {};
@@ -100,7 +121,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
         logPath,
         signal: abort.signal,
         exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, ...opts, env: { PATH: path, ...opts.env } }),
-        progress: output,
+        progress: step,
       };
       await planned.stage.run(ctx);
       // The project files are read while the stage runs: one edited meanwhile would put an output under a key that does not describe it.
@@ -112,8 +133,10 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       const durationMs = Date.now() - started;
       await store.commit(name, temp.dir, { key: planned.key, inputs: planned.inputs, builtAt: new Date().toISOString(), durationMs });
       await store.recordLast(name, config.arch, planned.inputs);
+      finished(name, false, building, slot);
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
     } catch (error) {
+      running.delete(name);
       await store.discard(temp.dir);
       throw commandFsError(error, name, temp.dir) ?? (error instanceof TorRamdiskError ? error : (localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error })));
     } finally {
@@ -122,35 +145,55 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     }
   };
 
-  const tasks = new Listr(
-    plan.map((planned) => ({
+  const live = options.renderer === 'default' || options.renderer === undefined;
+  const etaStages = plan.map((p) => ({ name: p.stage.name, deps: p.stage.deps ?? [], expectedMs: p.cached ? 0 : p.expectedMs }));
+  const summary = {
+    title: summaryLine(config.arch, plan.length, done.size, running.size, remainingMs(etaStages, { done, running }, jobs, Date.now())),
+    task: async (_ctx: unknown, task: { title: string }) => {
+      refreshSummary = () => (task.title = summaryLine(config.arch, plan.length, done.size, running.size, remainingMs(etaStages, { done, running }, jobs, Date.now())));
+      // A live display ticks; a log (CI) gets a line when a stage starts or ends.
+      const ticker = live ? setInterval(refreshSummary, 5000) : undefined;
+      try {
+        await Promise.allSettled(plan.map((p) => results.get(p.stage.name)!.promise));
+      } finally {
+        clearInterval(ticker);
+      }
+      task.title = `${config.arch}: ${plan.length} stages, ${timeline.filter((e) => !e.cached).length} built, ${timeline.filter((e) => e.cached).length} cached, in ${formatSeconds((Date.now() - t0) / 1000)}`;
+    },
+  };
+  const stageTasks = plan.map((planned) => ({
       title: planned.cached ? `${planned.stage.title} [cached]` : planned.stage.title,
       task: async (_ctx: unknown, task: { title: string; output: string }) => {
         const settle = results.get(planned.stage.name)!;
+        const expected = planned.expectedMs === undefined ? 'never built here' : `~${formatSeconds(planned.expectedMs / 1000)} last time`;
         try {
           const result = await runOne(
             planned,
             (title) => (task.title = title),
             // Without a live display, lines would scroll by by the thousand: the log file has them.
-            options.renderer === 'default' || options.renderer === undefined ? (line) => (task.output = line) : () => {},
+            live ? (line) => (task.output = line) : () => {},
+            (line) => (task.title = `${planned.stage.title}: ${line} (${formatSeconds((Date.now() - (running.get(planned.stage.name) ?? Date.now())) / 1000)}; ${expected})`),
           );
           settle.resolve(result);
-          task.title = `${planned.stage.title} [${result.cached ? 'cached' : `built in ${(result.durationMs / 1000).toFixed(1)} s`}]`;
+          task.title = `${planned.stage.title} [${result.cached ? 'cached' : `built in ${formatSeconds(result.durationMs / 1000)}`}]`;
         } catch (error) {
           settle.reject(error);
           abort.abort();
           throw error;
         }
       },
-    })),
-    {
-      concurrent: true,
-      exitOnError: true,
-      renderer: (options.renderer ?? 'default') as ListrRendererValue,
-      rendererOptions: { collapseErrors: false },
-    } as ConstructorParameters<typeof Listr>[1],
-  );
-  await tasks.run();
+    }));
+  const tasks = new Listr([summary, ...stageTasks], {
+    concurrent: true,
+    exitOnError: true,
+    renderer: (options.renderer ?? 'default') as ListrRendererValue,
+    rendererOptions: live ? { collapseErrors: false } : { timestamp: PRESET_TIMESTAMP },
+  } as ConstructorParameters<typeof Listr>[1]);
+  try {
+    await tasks.run();
+  } finally {
+    if (timeline.some((e) => !e.cached)) await writeTimeline(store.timelinePath(config.arch), timelineSvg(timeline, `tor-ramdisk build, ${config.arch}, ${new Date(t0).toISOString()}`, jobs));
+  }
   return Promise.all(plan.map((p) => results.get(p.stage.name)!.promise));
 }
 
@@ -183,21 +226,37 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   return { promise, resolve, reject };
 }
 
-class Semaphore {
-  private waiting: (() => void)[] = [];
-  constructor(private free: number) {}
+/** At most `jobs` stages at once; each gets the number of the slot it runs in (the timeline's lane). */
+class JobSlots {
+  private waiting: ((slot: number) => void)[] = [];
+  private free: number[];
+  constructor(jobs: number) {
+    this.free = Array.from({ length: jobs }, (_, i) => i);
+  }
 
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+  async acquire(): Promise<{ slot: number; release: () => void }> {
+    const slot = this.free.length > 0 ? this.free.shift()! : await new Promise<number>((resolve) => this.waiting.push(resolve));
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.free++;
+    return {
+      slot,
+      release: () => {
+        if (released) return;
+        released = true;
+        const next = this.waiting.shift();
+        if (next) next(slot);
+        else this.free = [...this.free, slot].sort((a, b) => a - b);
+      },
     };
   }
 }
 
+function summaryLine(arch: string, total: number, done: number, running: number, eta: { ms: number; unknown: number }): string {
+  const left = done === total ? 'done' : `about ${formatSeconds(eta.ms / 1000)} left${eta.unknown > 0 ? ` (+ ${eta.unknown} stage${eta.unknown === 1 ? '' : 's'} never built here)` : ''}`;
+  return `${arch}: ${done} of ${total} stages done, ${running} building, ${left}`;
+}
+
+/** The timeline is for people: a filesystem that refuses it does not fail the build. */
+async function writeTimeline(path: string, svg: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true }).catch(() => {});
+  await writeFile(path, svg).catch(() => {});
+}

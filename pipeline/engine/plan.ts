@@ -12,6 +12,8 @@ export interface PlannedStage {
   cached: boolean;
   /** Why it must be built: the inputs that differ from the last build for this arch. */
   reason: string[];
+  /** How long its last build for this arch took, if that output is still in the cache (the progress display's estimate). */
+  expectedMs: number | undefined;
 }
 
 export async function planStages(
@@ -29,12 +31,13 @@ export async function planStages(
     keys[stage.name] = key;
     const cached = (await store.lookup(stage.name, key)) !== undefined;
     let reason: string[] = [];
+    const last = await store.lastInputs(stage.name, config.arch);
     if (!cached) {
-      const last = await store.lastInputs(stage.name, config.arch);
       reason = last ? changedInputs(last, inputs) : ['never built for this arch'];
       if (reason.length === 0) reason = ['output missing from the cache'];
     }
-    planned.push({ stage, inputs, key, cached, reason });
+    const expectedMs = last ? (await store.lookup(stage.name, stageKey(last)))?.durationMs : undefined;
+    planned.push({ stage, inputs, key, cached, reason, expectedMs });
   }
   return planned;
 }

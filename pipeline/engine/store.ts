@@ -33,6 +33,11 @@ export class StageStore {
     return join(this.entryDir(stage, key), 'out');
   }
 
+  /** The picture of the last build for an arch that built something. */
+  timelinePath(slot: string): string {
+    return join(this.logRoot, `timeline-${slot}.svg`);
+  }
+
   logPath(stage: string, key: string): string {
     return join(this.logRoot, stage, `${key}.log`);
   }
