@@ -21,6 +21,9 @@ export const testTools: readonly HostTool[] = [
   { command: 'openssl', package: 'openssl' },
   // doctor's own test: a fresh Debian 12 chroot that it installs the build's tools into.
   { file: '/usr/sbin/debootstrap', package: 'debootstrap' },
+  // The fault tests: a small tmpfs, a read-only bind mount, a PID namespace, each made in a namespace of its own.
+  { command: 'unshare', package: 'util-linux' },
+  { command: 'mount', package: 'mount' },
 ];
 
 /** The toolchain variants a machine builds with: the uClibc-ng one (the main build) and the host one (tests, fast iteration). */
