@@ -24,12 +24,17 @@ export const CODE_EXCLUSIONS: Readonly<Record<string, string>> = {
 
 /**
  * Everything the engine runs around a stage that is not part of its closure, and why its
- * output does not depend on it (not hashed, listed so that the choice is seen):
- * - the scheduler (`engine/build.js`, `plan.js`, `graph.js`, `store.js`, `inputs.js`, this
- *   module): it decides whether and when a stage runs, and moves its finished output;
+ * output does not depend on it (not hashed, listed so that the choice is seen; the keys test
+ * prints the list of modules that reach no stage):
+ * - the scheduler (`engine/build.js`, `plan.js`, `graph.js`, `store.js`, `lock.js`, `eta.js`,
+ *   `pictures.js`, `inputs.js`, `stage.js`, this module): it decides whether and when a stage
+ *   runs, shows its progress, and moves its finished output;
+ * - the configuration (`config/*`) and the pins (`sources/pins.js`): what a stage reads of
+ *   them is in its key as values;
  * - fetching and verification (`sources/fetch.js`, `download.js`, `signature.js`, `cache.js`):
  *   a stage sees only bytes whose sha256 is the pin, and the pin is in the key;
- * - the CLI, the bundle format, the QEMU driver: they run no stage.
+ * - the CLI, the cache layout (`context.js`), the bundle format, the QEMU driver, the stage
+ *   registry and doctor's tool list: they run no stage.
  */
 
 const importPattern = /(?:^|[\s;}])(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?['"]([^'"\n]+)['"]|\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g;
