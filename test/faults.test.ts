@@ -144,9 +144,30 @@ test.serial('disk full during a stage\'s commands is a local fault too (7), not 
     process.execPath,
     join(repo, 'dist', 'pipeline', 'cli.js'),
   );
-  t.regex(result.all!, /stage toolchain: .*ENOSPC \(no space left on the device\)/);
+  t.regex(result.all!, /stage toolchain: command exited with code 1: x86_64-linux-gnu-gcc .*; the disk under it refuses writes: .*ENOSPC \(no space left on the device\)/);
   t.regex(result.all!, /exit=7/);
   t.regex(result.all!, /left:\n[0-9a-f]{64}\.lock$/, 'the attempt was discarded: only its lock file is left');
+});
+
+test.serial('disk full while a stage extracts its source is a local fault (7), not a bad archive (2)', async (t) => {
+  if (!root) return t.log('not run: mounting a small tmpfs needs root');
+  // A small tarball that unpacks to 4 MiB, pinned as zlib's source in the copy.
+  const src = await temp('tarball');
+  await mkdir(join(src, 'zlib-9'));
+  await writeFile(join(src, 'zlib-9', 'zeros'), Buffer.alloc(4 << 20));
+  await execa('tar', ['-cJf', join(src, 'zlib.tar.xz'), '-C', src, 'zlib-9']);
+  const tarball = await readFile(join(src, 'zlib.tar.xz'));
+  server.route('/zlib.tar.xz', { kind: 'file', body: tarball });
+  await pin({ zlib: { path: '/zlib.tar.xz', sha256: sha256(tarball) } });
+  const dir = await temp('enospc-extract');
+  const result = await inMountNamespace(
+    'mount -t tmpfs -o size=1m tmpfs "$1" && "$2" "$3" build zlib --set toolchain.variant=host --cache "$1/cache"; echo "exit=$?"',
+    dir,
+    process.execPath,
+    cli,
+  );
+  t.regex(result.all!, /stage zlib: cannot extract zlib\.tar: command exited with code 2: tar -x .*; the disk under it refuses writes: .*ENOSPC \(no space left on the device\)/);
+  t.regex(result.all!, /exit=7/);
 });
 
 test.serial('a read-only cache: what is cached is used; what is not is a local fault (EROFS), not a network one', async (t) => {

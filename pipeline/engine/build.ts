@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Listr, PRESET_TIMESTAMP, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { BuildError, InputError, LocalFsError, localFsError, MissingToolError, TorRamdiskError } from '../errors.js';
@@ -137,8 +137,9 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
     } catch (error) {
       running.delete(name);
+      const local = await diskRefusal(temp.dir, name, error);
       await store.discard(temp.dir);
-      throw commandFsError(error, name, temp.dir) ?? (error instanceof TorRamdiskError ? error : (localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error })));
+      throw local ?? (error instanceof TorRamdiskError ? error : (localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error })));
     } finally {
       await unlock();
       release();
@@ -197,22 +198,24 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   return Promise.all(plan.map((p) => results.get(p.stage.name)!.promise));
 }
 
-/** What a command prints when the disk under it refused (its own errno is not ours to read). */
-const COMMAND_FS_ERRORS: readonly [RegExp, string][] = [
-  [/No space left on device/, 'ENOSPC'],
-  [/Disk quota exceeded/, 'EDQUOT'],
-  [/Read-only file system/, 'EROFS'],
-];
-
 /**
- * A stage's command (or the extraction that ran one) that failed because the cache's
- * filesystem refused: a local fault, not a broken build or a bad archive.
+ * Whether the disk under a failed stage refuses writes (full, over quota, read-only): then the
+ * failure is a local fault, whatever the command printed (tar says "Wrote only 3072 of 10240
+ * bytes"). Asked by writing 1 MiB there ourselves, before the attempt's files are removed.
  */
-function commandFsError(error: unknown, stage: string, dir: string): LocalFsError | undefined {
-  const command = error instanceof BuildError ? error : error instanceof TorRamdiskError && error.cause instanceof BuildError ? error.cause : undefined;
-  const found = command && COMMAND_FS_ERRORS.find(([pattern]) => pattern.test(command.message));
-  if (!command || !found) return undefined;
-  return new LocalFsError(dir, found[1], `stage ${stage}: a command could not write (${command.logPath ? `log: ${command.logPath}` : command.message.split('\n')[0]})`, { cause: error });
+async function diskRefusal(dir: string, stage: string, error: unknown): Promise<LocalFsError | undefined> {
+  if (!(error instanceof BuildError || (error instanceof TorRamdiskError && error.cause instanceof BuildError))) return undefined;
+  const probe = join(dir, '.space-probe');
+  try {
+    await writeFile(probe, Buffer.alloc(1 << 20));
+    return undefined;
+  } catch (cause) {
+    const local = localFsError(cause);
+    const what = error.message.split('\n')[0]!.replace(new RegExp(`^stage ${stage}: `), '');
+    return local && new LocalFsError(dir, local.errno, `stage ${stage}: ${what}; the disk under it refuses writes`, { cause: error });
+  } finally {
+    await rm(probe, { force: true });
+  }
 }
 
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
