@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -8,7 +9,7 @@ import { projectRoot } from '../paths.js';
 import type { SourcePins } from '../sources/pins.js';
 import { codeInputs } from './code.js';
 import { stageFiles, stageSources, stageTools, type Stage } from './stage.js';
-import { toolIdentities } from './tools.js';
+import { toolIdentities, uniqueTools, which, type HostTool } from './tools.js';
 
 /** Everything a stage's output depends on, in canonical form. Its sha256 is the stage's key. */
 export interface StageInputs {
@@ -48,8 +49,24 @@ export async function stageInputs(
     config: config.pick(stage.config ?? []),
     files,
     deps: Object.fromEntries((stage.deps ?? []).map((dep) => [dep, depKeys[dep]!])),
-    tools: { ...(await toolIdentities(stageTools(stage, config))), ...(await stage.identity?.(config)) },
+    tools: { ...(await identities(stageTools(stage, config))), ...(await stage.identity?.(config)) },
   };
+}
+
+const known = new Map<string, Promise<Record<string, string>>>();
+
+/** Each tool's identity once per process while its program is unchanged (a compiler's costs two runs of it). */
+async function identities(tools: readonly HostTool[]): Promise<Record<string, string>> {
+  const parts = await Promise.all(
+    uniqueTools(tools).map((tool) => {
+      const path = 'command' in tool ? which(tool.command) : tool.file;
+      const info = path ? statSync(path, { throwIfNoEntry: false }) : undefined;
+      const id = `${JSON.stringify(tool)}|${path}|${info?.ino}|${info?.mtimeMs}|${info?.size}`;
+      if (!known.has(id)) known.set(id, toolIdentities([tool]));
+      return known.get(id)!;
+    }),
+  );
+  return Object.assign({}, ...parts) as Record<string, string>;
 }
 
 /** The project files a stage reads, each with its sha256 and image mode. */
