@@ -296,9 +296,10 @@ ${configHelp}`,
     summary: 'list missing host tools and the one command that installs them (--install: run it)',
     usage: `tor-ramdisk doctor [--tests] [--install]
 
-Checks that every host tool the build needs is on PATH (--tests: also what \`npm test\`
-needs) and prints the one apt-get command that installs what is missing.
---install runs that command (as root, on Debian).`,
+Checks that every host tool the stages declare (for both arches, with the uClibc-ng and
+the host toolchain) is installed (--tests: also what \`npm test\` runs) and prints the one
+apt-get command that installs what is missing. --install runs it (as root, on Debian).
+A stage runs with a PATH of exactly its declared tools, so this list is the whole of it.`,
     options: { tests: { type: 'boolean' }, install: { type: 'boolean' }, help: common.help },
     async run(values) {
       const needed = [...(await buildTools()), ...(values.tests ? testTools : [])];
