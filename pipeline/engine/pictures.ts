@@ -118,6 +118,7 @@ function niceStep(seconds: number): number {
 export function formatSeconds(seconds: number): string {
   if (seconds < 60) return `${Math.round(seconds)} s`;
   const m = Math.floor(seconds / 60);
-  if (m < 60) return `${m} min ${String(Math.round(seconds % 60)).padStart(2, '0')} s`;
+  const s = Math.round(seconds % 60);
+  if (m < 60) return s === 0 ? `${m} min` : `${m} min ${String(s).padStart(2, '0')} s`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
 }
