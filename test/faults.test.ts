@@ -212,7 +212,7 @@ test.serial('a build waiting on a lock says which key, since when and who holds 
   const first = await store.lock('stage', key);
   const said: string[] = [];
   const second = store.lock('stage', key, { onWait: (m) => said.push(m) });
-  await new Promise((r) => setTimeout(r, 300));
+  for (let i = 0; i < 200 && said.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.is(said.length, 1);
   t.regex(said[0]!, new RegExp(`waiting for stage ${key.slice(0, 12)}…, which another build is making \\(pid ${process.pid} on .* since \\d{4}-\\d\\d-\\d\\dT`));
   await first();
