@@ -405,6 +405,31 @@ test('the signing certificate expiry is read from its expiration-hours field', a
 
 // --- the control port -----------------------------------------------------------------------
 
+test('tor_start reports the daemon\'s pid, though RunAsDaemon\'s parent exits before the daemon writes it', async (t) => {
+  const b = await box();
+  await seed(b);
+  // A stand-in for tor with RunAsDaemon 1: the parent returns at once, the daemon writes its PidFile a moment later.
+  const fake = join(b.root, 'tor');
+  await writeFile(
+    fake,
+    `#!/bin/sh
+case " $* " in *" --verify-config "*) exit 0 ;; esac
+pidfile=; prev=
+for a in "$@"; do [ "$prev" = --PidFile ] && pidfile=$a; prev=$a; done
+busybox sh -c 'sleep 1.5; echo $$ >"$1"; exec sleep 60' daemon "$pidfile" </dev/null >/dev/null 2>&1 &
+exit 0
+`,
+    { mode: 0o755 },
+  );
+  const result = await sh(b, 'tor_start && tor_status_line=$(tor_pid) && echo "pid now $tor_status_line" && tor_stop', { env: { TRD_TOR: fake } });
+  const out = String(result.stdout);
+  t.is(result.exitCode, 0, String(result.stderr));
+  const started = /tor started \(pid (\d+)\)/.exec(out);
+  t.truthy(started, out);
+  t.regex(out, new RegExp(`pid now ${started![1]}\n`));
+  t.regex(out, /tor stopped/);
+});
+
 test('status asks the control port with the cookie, which never appears in argv', async (t) => {
   const b = await box();
   const cookie = randomBytes(32);

@@ -35,7 +35,8 @@ tor_verify() {
 }
 
 # tor_start: tor as root (to bind low ports), dropping to the tor user; RunAsDaemon makes
-# the parent wait until the daemon has started, so its exit status says whether it did.
+# the parent wait until the daemon has started, so its exit status says whether it did, and
+# the pid is the daemon's once it has written its PidFile.
 tor_start() {
 	if tor_running; then say "tor is already running (pid $(tor_pid))"; return 0; fi
 	tor_verify && tor_dirs || return 1
@@ -43,6 +44,13 @@ tor_start() {
 	# Warnings before it detaches reach the console (not a log); the daemon's stdio is /dev/null.
 	# shellcheck disable=SC2046
 	"$TRD_TOR" --hush -f "$TRD_TORRC" $(tor_forced) </dev/null || { warn "tor did not start"; return 1; }
+	# The parent returns before the daemon has written its PidFile: wait for it.
+	_tst=0
+	until tor_running; do
+		[ "$_tst" -lt "$TRD_TIMEOUT" ] || { warn "tor started, but wrote no pid file in $TRD_TIMEOUT s"; return 1; }
+		sleep 1
+		_tst=$((_tst + 1))
+	done
 	say "tor started (pid $(tor_pid))"
 }
 
