@@ -11,6 +11,7 @@ import { installCommand, missingTools, packagesFor, toolName } from './engine/to
 import { ExitCode, InputError, localFsError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
 import { loadPins } from './sources/pins.js';
+import { RemoteCache } from './remote/cache.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { IMAGE_TARGETS, stages } from './stages/index.js';
@@ -70,6 +71,27 @@ function selection(values: Record<string, unknown>, arch: Arch) {
     extra: (values.layer as string[] | undefined) ?? [],
     flags: (values.set as string[] | undefined) ?? [],
   };
+}
+
+/**
+ * Some of the test tools are servers (the registry) whose packages start a system service on
+ * install, listening on every interface. The tests start their own on 127.0.0.1; Debian's
+ * policy-rc.d hook keeps the packaged ones from starting. Only a hook this run wrote is removed.
+ */
+async function withoutServiceStarts<T>(install: () => Promise<T>): Promise<T> {
+  const hook = '/usr/sbin/policy-rc.d';
+  const written = await writeFile(hook, '#!/bin/sh\n# written by tor-ramdisk doctor --install while it installs packages\nexit 101\n', { flag: 'wx', mode: 0o755 }).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return false;
+      throw localFsError(error, 'cannot keep packaged services from starting') ?? error;
+    },
+  );
+  try {
+    return await install();
+  } finally {
+    if (written) await rm(hook, { force: true });
+  }
 }
 
 function renderer(): Renderer {
@@ -132,15 +154,26 @@ are taken from the cache. Stage logs: <cache>/logs/<stage>/<key>.log.
 
 ${configHelp}
   --jobs N        parallel jobs (default: the number of cores)
-  --offline       use only cached downloads`,
-    options: { ...common, jobs: { type: 'string' }, offline: { type: 'boolean' } },
+  --offline       use only cached downloads
+
+Shared stage cache (an OCI registry; logins from ~/.docker/config.json or $DOCKER_CONFIG):
+  --remote oci://HOST[:PORT]/REPO   look each stage up there before building it (remote.url)
+  --set remote.keyring=FILE         the armored public keys whose signed entries are used
+  --set remote.signKey=KEYID        sign and push what this build makes (gpg, $GNUPGHOME)
+  --remote-trust none               use entries without checking signatures (loudly; never ship)`,
+    options: { ...common, jobs: { type: 'string' }, offline: { type: 'boolean' }, remote: { type: 'string' }, 'remote-trust': { type: 'string' } },
     async run(values, targets) {
       const pins = await loadPins();
       const dirs = await openCache(cacheRootFrom(values.cache));
       const jobs = values.jobs ? Number(values.jobs) : availableParallelism();
       if (!Number.isInteger(jobs) || jobs < 1) throw new InputError(`--jobs ${String(values.jobs)}: expected a positive integer`);
+      const remoteFlags = [
+        ...(values.remote === undefined ? [] : [`remote.url=${String(values.remote)}`]),
+        ...(values['remote-trust'] === undefined ? [] : [`remote.trust=${String(values['remote-trust'])}`]),
+      ];
       for (const arch of archList(values.arch)) {
-        const config = await configFor(selection(values, arch));
+        const config = await configFor(selection({ ...values, set: [...((values.set as string[] | undefined) ?? []), ...remoteFlags] }, arch));
+        const remote = await RemoteCache.open(config);
         const results = await buildStages({
           registry: stages,
           targets: targets.length > 0 ? targets : defaultTargets(),
@@ -151,8 +184,9 @@ ${configHelp}
           jobs,
           offline: Boolean(values.offline),
           renderer: renderer(),
+          ...(remote ? { remote, onRemote: (line: string) => console.error(line) } : {}),
         });
-        for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : 'built '} ${r.dir}`);
+        for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : r.pulled ? 'pulled' : 'built '} ${r.dir}`);
         if (results.some((r) => !r.cached)) console.log(`${arch} timeline: ${dirs.store.timelinePath(arch)}`);
       }
     },
@@ -318,7 +352,7 @@ A stage runs with a PATH of exactly its declared tools, so this list is the whol
       const env = { DEBIAN_FRONTEND: 'noninteractive' };
       const show = { onLine: (line: string) => console.log(line) };
       await run('apt-get', ['update', '-qq'], { env, ...show });
-      await run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packagesFor(missing)], { env, ...show });
+      await withoutServiceStarts(() => run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packagesFor(missing)], { env, ...show }));
       const still = missingTools(needed);
       if (still.length > 0) throw new MissingToolError(still.map(toolName), installCommand(still));
       console.log('all host tools are installed');

@@ -4,12 +4,12 @@ import { ARCHES } from './config/schema.js';
 import { LOCK_TOOLS } from './engine/lock.js';
 import { stageTools } from './engine/stage.js';
 import { uniqueTools, type HostTool } from './engine/tools.js';
+import { REMOTE_TOOLS } from './remote/cache.js';
 import { FETCH_TOOLS } from './sources/fetch.js';
 import { stages } from './stages/index.js';
 
-/** What the test suite runs besides the build's own tools: gpg for signatures, QEMU for boots. */
+/** What the test suite runs besides the build's own tools: QEMU for boots, servers to talk to. */
 export const testTools: readonly HostTool[] = [
-  { command: 'gpg', package: 'gnupg' },
   { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
   { command: 'qemu-system-i386', package: 'qemu-system-x86' },
   // UEFI firmware for the x86_64 ISO's UEFI boot (qemu/x86_64.json names the file).
@@ -24,6 +24,8 @@ export const testTools: readonly HostTool[] = [
   // The fault tests: a small tmpfs, a read-only bind mount, a PID namespace, each made in a namespace of its own.
   { command: 'unshare', package: 'util-linux' },
   { command: 'mount', package: 'mount' },
+  // The remote stage cache's tests: the CNCF distribution registry, started on 127.0.0.1 by the test.
+  { command: 'docker-registry', package: 'docker-registry' },
 ];
 
 /** The toolchain variants a machine builds with: the uClibc-ng one (the main build) and the host one (tests, fast iteration). */
@@ -34,7 +36,7 @@ const VARIANTS = ['uclibc', 'host'] as const;
  * toolchain variant. The stages' declarations are the only list; this is their union.
  */
 export async function buildTools(): Promise<HostTool[]> {
-  const tools: HostTool[] = [...FETCH_TOOLS, ...LOCK_TOOLS];
+  const tools: HostTool[] = [...FETCH_TOOLS, ...LOCK_TOOLS, ...REMOTE_TOOLS];
   for (const arch of ARCHES) {
     for (const variant of VARIANTS) {
       const config = resolveConfig(await loadLayers({ arch, profile: 'relay', flags: [`toolchain.variant=${variant}`] }));

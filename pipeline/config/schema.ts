@@ -37,6 +37,13 @@ export const configSchema: Record<string, KeySpec> = {
   'logging.userland': { type: { kind: 'boolean' }, description: 'syslog daemons and log files; off in every image' },
   'kernel.modules': { type: { kind: 'boolean' }, description: 'loadable kernel modules' },
   'kernel.compression': { type: { kind: 'enum', values: ['xz', 'gzip'] }, description: 'bzImage and initramfs compression' },
+  'remote.url': { type: { kind: 'string' }, description: 'shared stage cache in an OCI registry, oci://HOST[:PORT]/REPOSITORY; empty: none' },
+  'remote.trust': {
+    type: { kind: 'enum', values: ['signed', 'none'] },
+    description: 'signed: use a remote entry only if a key in remote.keyring signed it; none: use entries unchecked (never for images you ship)',
+  },
+  'remote.keyring': { type: { kind: 'string' }, description: 'armored OpenPGP public keys whose signatures on remote entries are trusted' },
+  'remote.signKey': { type: { kind: 'string' }, description: 'gpg key that signs what this build pushes; empty: pull only' },
   'build.sourceDateEpoch': { type: { kind: 'integer', min: 0, max: 4_102_444_800 }, description: 'SOURCE_DATE_EPOCH: the one timestamp every output carries' },
 };
 

@@ -9,6 +9,7 @@ import type { DownloadCache } from '../sources/cache.js';
 import type { Downloader } from '../sources/download.js';
 import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
+import type { RemoteCache } from '../remote/cache.js';
 import { remainingMs } from './eta.js';
 import { stageFileHashes } from './inputs.js';
 import { formatSeconds, timelineSvg, type TimelineEntry } from './pictures.js';
@@ -32,10 +33,16 @@ export interface BuildOptions {
   downloader?: Downloader;
   keysDir?: string;
   renderer?: Renderer;
+  /** A shared stage cache: looked up before a stage is built, pushed to after. */
+  remote?: RemoteCache;
+  /** Where what the remote cache did is told once the display is done (pushes finish after their stage). */
+  onRemote?: (line: string) => void;
 }
 
 export interface StageResult extends StageOutput {
   cached: boolean;
+  /** Taken from the remote cache, verified, instead of built here. */
+  pulled: boolean;
   durationMs: number;
 }
 
@@ -66,6 +73,40 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     refreshSummary();
   };
 
+  const remote = options.remote;
+  const pushes: Promise<unknown>[] = [];
+  const remoteLines: string[] = [...(remote?.warnings ?? [])];
+  const pulledStages = new Set<string>();
+  /** Takes a stage from the remote cache into the store as a build would, or says why not; the caller holds its lock and a slot. */
+  const pullStage = async (planned: PlannedStage, update: (title: string) => void, slot: number): Promise<StageResult | undefined> => {
+    const name = planned.stage.name;
+    const started = Date.now();
+    update(`${planned.stage.title} (looking in ${remote!.url})`);
+    const temp = await store.begin(name, planned.key);
+    running.set(name, started);
+    try {
+      const result = await remote!.pull(name, planned.key, temp);
+      if (!result.pulled) {
+        if (result.refused) remoteLines.push(`WARNING: ${name} ${planned.key.slice(0, 12)}… from ${remote!.url}: ${result.reason}; built here instead`);
+        await writeFile(store.logPath(name, planned.key), `remote cache ${remote!.url}: ${result.reason}\n`);
+        running.delete(name);
+        await store.discard(temp.dir);
+        return undefined;
+      }
+      await writeFile(store.logPath(name, planned.key), `pulled from ${remote!.url}, signed by ${result.signedBy}\n`);
+      await store.commit(name, temp.dir, result.manifest);
+      await store.recordLast(name, config.arch, planned.inputs);
+      remoteLines.push(`${name}: pulled from ${remote!.url}, signed by ${result.signedBy}`);
+      pulledStages.add(name);
+      finished(name, false, started, slot);
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, pulled: true, durationMs: Date.now() - started };
+    } catch (error) {
+      running.delete(name);
+      await store.discard(temp.dir);
+      throw localFsError(error, `stage ${name}: pulling from ${remote!.url}`) ?? error;
+    }
+  };
+
   const runOne = async (planned: PlannedStage, update: (title: string) => void, output: (line: string) => void, step: (line: string) => void): Promise<StageResult> => {
     const depOutputs: Record<string, StageOutput> = {};
     for (const dep of planned.stage.deps ?? []) depOutputs[dep] = await results.get(dep)!.promise;
@@ -74,7 +115,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     if (planned.cached) {
       await store.recordLast(name, config.arch, planned.inputs);
       finished(name, true, started);
-      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
     }
     update(`${planned.stage.title} (waiting for a job slot)`);
     const { slot, release } = await slots.acquire();
@@ -85,7 +126,17 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       release();
       await store.recordLast(name, config.arch, planned.inputs);
       finished(name, true, started);
-      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, durationMs: Date.now() - started };
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
+    }
+    if (remote) {
+      try {
+        const pulled = await pullStage(planned, update, slot);
+        if (pulled) return pulled;
+      } catch (error) {
+        await unlock();
+        release();
+        throw error;
+      }
     }
     const temp = await store.begin(name, planned.key);
     const building = Date.now();
@@ -134,7 +185,15 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       await store.commit(name, temp.dir, { key: planned.key, inputs: planned.inputs, builtAt: new Date().toISOString(), durationMs });
       await store.recordLast(name, config.arch, planned.inputs);
       finished(name, false, building, slot);
-      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, durationMs };
+      if (remote?.signKey) {
+        pushes.push(
+          remote.push(name, planned.key, store).then(
+            () => remoteLines.push(`${name}: pushed to ${remote.url}, signed by ${remote.signKey}`),
+            (error: unknown) => remoteLines.push(`WARNING: ${name}: not pushed to ${remote.url}: ${(error as Error).message}`),
+          ),
+        );
+      }
+      return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, pulled: false, durationMs };
     } catch (error) {
       running.delete(name);
       const local = await diskRefusal(temp.dir, name, error);
@@ -159,7 +218,9 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       } finally {
         clearInterval(ticker);
       }
-      task.title = `${config.arch}: ${plan.length} stages, ${timeline.filter((e) => !e.cached).length} built, ${timeline.filter((e) => e.cached).length} cached, in ${formatSeconds((Date.now() - t0) / 1000)}`;
+      const built = timeline.filter((e) => !e.cached).length - pulledStages.size;
+      const pulled = pulledStages.size > 0 ? `, ${pulledStages.size} pulled` : '';
+      task.title = `${config.arch}: ${plan.length} stages, ${built} built${pulled}, ${timeline.filter((e) => e.cached).length} cached, in ${formatSeconds((Date.now() - t0) / 1000)}`;
     },
   };
   const stageTasks = plan.map((planned) => ({
@@ -176,7 +237,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
             (line) => (task.title = `${planned.stage.title}: ${line} (${formatSeconds((Date.now() - (running.get(planned.stage.name) ?? Date.now())) / 1000)}; ${expected})`),
           );
           settle.resolve(result);
-          task.title = `${planned.stage.title} [${result.cached ? 'cached' : `built in ${formatSeconds(result.durationMs / 1000)}`}]`;
+          task.title = `${planned.stage.title} [${result.cached ? 'cached' : `${result.pulled ? 'pulled' : 'built'} in ${formatSeconds(result.durationMs / 1000)}`}]`;
         } catch (error) {
           settle.reject(error);
           abort.abort();
@@ -193,6 +254,8 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   try {
     await tasks.run();
   } finally {
+    await Promise.all(pushes);
+    for (const line of remoteLines) options.onRemote?.(line);
     if (timeline.some((e) => !e.cached)) await writeTimeline(store.timelinePath(config.arch), timelineSvg(timeline, `tor-ramdisk build, ${config.arch}, ${new Date(t0).toISOString()}`, jobs));
   }
   return Promise.all(plan.map((p) => results.get(p.stage.name)!.promise));

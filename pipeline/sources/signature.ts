@@ -42,9 +42,21 @@ export async function verifySignature(
   keyring: string,
   keysDir: string = defaultKeysDir,
 ): Promise<VerifiedSignature> {
-  const keyringPath = join(keysDir, `${keyring}.asc`);
+  return verifyWithKeyring(file, signatureFile, join(keysDir, `${keyring}.asc`), {
+    unreadable: 'Pin the signing keys in configs/keys/.',
+    refused: 'Nothing was added to the cache. If upstream rotated its key, pin the new key in configs/keys/ after checking it.',
+  });
+}
+
+/** The same check against an armored keyring file anywhere (the keys a user pinned for a remote stage cache). */
+export async function verifyWithKeyring(
+  file: string,
+  signatureFile: string,
+  keyringPath: string,
+  hints: { unreadable: string; refused: string },
+): Promise<VerifiedSignature> {
   const armored = await readFile(keyringPath, 'utf8').catch((error: Error) => {
-    throw new SignatureError(`cannot read pinned keyring ${keyringPath}: ${error.message}`, { hint: 'Pin the signing keys in configs/keys/.' });
+    throw new SignatureError(`cannot read pinned keyring ${keyringPath}: ${error.message}`, { hint: hints.unreadable });
   });
   // Without gpgv nothing can be verified: that is a missing tool, not a bad signature.
   if (!which('gpgv')) throw new MissingToolError(['gpgv'], installCommand([{ command: 'gpgv', package: 'gpgv' }]));
@@ -65,7 +77,7 @@ export async function verifySignature(
           : 'gpgv refused it';
       throw new SignatureError(`signature ${signatureFile} does not verify ${file} against keyring ${keyringPath}: ${reason}`, {
         cause: error,
-        hint: 'Nothing was added to the cache. If upstream rotated its key, pin the new key in configs/keys/ after checking it.',
+        hint: hints.refused,
       });
     }
     const valid = /^\[GNUPG:\] VALIDSIG ([0-9A-F]{40,64}) /m.exec(status);
