@@ -87,8 +87,8 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
     try {
       const result = await remote!.pull(name, planned.key, temp);
       if (!result.pulled) {
-        if (result.refused) remoteLines.push(`WARNING: ${name} ${planned.key.slice(0, 12)}… from ${remote!.url}: ${result.reason}; built here instead`);
-        await writeFile(store.logPath(name, planned.key), `remote cache ${remote!.url}: ${result.reason}\n`);
+        // A miss is the normal case; a refusal or a failing registry is for the person to see.
+        if (!result.missing) remoteLines.push(`WARNING: ${name} ${planned.key.slice(0, 12)}… from ${remote!.url}: ${result.reason}; built here instead`);
         running.delete(name);
         await store.discard(temp.dir);
         return undefined;

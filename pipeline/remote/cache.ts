@@ -46,7 +46,7 @@ interface OciManifest {
 export type RemoteTrust = 'signed' | 'none';
 
 /** Outcome of looking a key up: a pulled output, or why it was not used. */
-export type PullResult = { pulled: true; manifest: StageManifest; signedBy: string } | { pulled: false; reason: string; refused: boolean };
+export type PullResult = { pulled: true; manifest: StageManifest; signedBy: string } | { pulled: false; reason: string; missing: boolean };
 
 /**
  * A stage cache shared through an OCI registry (`remote.url`). Before a stage is built its key
@@ -115,16 +115,16 @@ export class RemoteCache {
   async pull(stage: string, key: string, dirs: { out: string; work: string }): Promise<PullResult> {
     try {
       const found = await this.registry.manifest(tagFor(stage, key));
-      if (!found) return { pulled: false, reason: 'not in the remote cache', refused: false };
+      if (!found) return { pulled: false, reason: 'not in the remote cache', missing: true };
       const manifest = parseManifest(found.bytes);
       const layer = manifest.layers[0]!;
       if (manifest.annotations?.['org.tor-ramdisk.stage'] !== stage || manifest.annotations?.['org.tor-ramdisk.key'] !== key) {
-        return { pulled: false, reason: 'refused: the entry under this tag is for another stage or key', refused: true };
+        return { pulled: false, reason: 'refused: the entry under this tag is for another stage or key', missing: false };
       }
       let signedBy = 'nobody (remote.trust is none)';
       if (this.trust === 'signed') {
         const signature = manifest.annotations?.[SIGNATURE];
-        if (!signature) return { pulled: false, reason: 'refused: the entry carries no signature', refused: true };
+        if (!signature) return { pulled: false, reason: 'refused: the entry carries no signature', missing: false };
         const statementFile = join(dirs.work, 'statement');
         await writeFile(statementFile, statement(stage, key, manifest.config.digest, layer.digest));
         await writeFile(join(dirs.work, 'statement.asc'), signature);
@@ -133,23 +133,23 @@ export class RemoteCache {
         } catch (error) {
           if (!(error instanceof SignatureError)) throw error;
           const why = /not pinned/.test(error.message) ? 'signed by a key that is not in remote.keyring' : /bad/.test(error.message) ? 'its signature does not match the entry' : 'gpgv refused its signature';
-          return { pulled: false, reason: `refused: ${why}`, refused: true };
+          return { pulled: false, reason: `refused: ${why}`, missing: false };
         }
       }
       const manifestFile = join(dirs.work, 'manifest.json');
       await this.registry.blobTo(manifest.config, manifestFile);
       const stageManifest = JSON.parse(await readFile(manifestFile, 'utf8')) as StageManifest;
       if (stageManifest.key !== key || stageKey(stageManifest.inputs) !== key) {
-        return { pulled: false, reason: 'refused: the manifest it carries does not hash to the key', refused: true };
+        return { pulled: false, reason: 'refused: the manifest it carries does not hash to the key', missing: false };
       }
       const outputFile = join(dirs.work, 'output.tar.gz');
       await this.registry.blobTo(layer, outputFile);
       await tar.x({ file: outputFile, cwd: dirs.out, preserveOwner: false, chmod: true, processUmask: 0, strict: true });
       return { pulled: true, manifest: stageManifest, signedBy };
     } catch (error) {
-      if (error instanceof BlobMismatchError) return { pulled: false, reason: `refused: ${error.message}`, refused: true };
-      if (error instanceof RegistryError) return { pulled: false, reason: `the registry failed: ${error.message}`, refused: false };
-      if (error instanceof SyntaxError || error instanceof EntryError) return { pulled: false, reason: `refused: ${error.message}`, refused: true };
+      if (error instanceof BlobMismatchError) return { pulled: false, reason: `refused: ${error.message}`, missing: false };
+      if (error instanceof RegistryError) return { pulled: false, reason: `the registry failed: ${error.message}`, missing: false };
+      if (error instanceof SyntaxError || error instanceof EntryError) return { pulled: false, reason: `refused: ${error.message}`, missing: false };
       throw error;
     }
   }
