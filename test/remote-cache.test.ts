@@ -100,7 +100,8 @@ async function machine(): Promise<Machine> {
         pins: parsePins({ sources: {} }, 'no pins'),
         store: dirs.store,
         downloads: dirs.downloads,
-        jobs: 2,
+        // One job slot: a pulled stage that kept its slot or its lock would leave the next one waiting forever.
+        jobs: 1,
         renderer: 'silent',
         ...(remote ? { remote, onRemote: (line: string) => lines.push(line) } : {}),
       });

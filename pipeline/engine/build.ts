@@ -129,13 +129,18 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
     }
     if (remote) {
+      let pulled: StageResult | undefined;
       try {
-        const pulled = await pullStage(planned, update, slot);
-        if (pulled) return pulled;
+        pulled = await pullStage(planned, update, slot);
       } catch (error) {
         await unlock();
         release();
         throw error;
+      }
+      if (pulled) {
+        await unlock();
+        release();
+        return pulled;
       }
     }
     const temp = await store.begin(name, planned.key);

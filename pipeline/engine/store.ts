@@ -75,7 +75,8 @@ export class StageStore {
   }
 
   async discard(tempDir: string): Promise<void> {
-    await rm(tempDir, { recursive: true, force: true });
+    // A failed step may still be finishing writes in it (an unpacker that gave up midway).
+    await rm(tempDir, { recursive: true, force: true, maxRetries: 5 });
   }
 
   /** The inputs last built or used for this stage and arch: what `plan` compares against. */

@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import * as tar from 'tar';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { stageKey } from '../engine/inputs.js';
 import type { StageManifest, StageStore } from '../engine/store.js';
 import { installCommand, which, type HostTool } from '../engine/tools.js';
-import { InputError, MissingToolError, SignatureError } from '../errors.js';
+import { InputError, localFsError, MissingToolError, SignatureError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256, sha256File } from '../hash.js';
 import { dearmor, verifyWithKeyring } from '../sources/signature.js';
@@ -144,7 +144,7 @@ export class RemoteCache {
       }
       const outputFile = join(dirs.work, 'output.tar.gz');
       await this.registry.blobTo(layer, outputFile);
-      await tar.x({ file: outputFile, cwd: dirs.out, preserveOwner: false, chmod: true, processUmask: 0, strict: true });
+      await unpackOutput(outputFile, dirs.out);
       return { pulled: true, manifest: stageManifest, signedBy };
     } catch (error) {
       if (error instanceof BlobMismatchError) return { pulled: false, reason: `refused: ${error.message}`, missing: false };
@@ -191,6 +191,33 @@ export class RemoteCache {
 }
 
 class EntryError extends Error {}
+
+/**
+ * Unpacks a verified output archive as the stage wrote it: modes exact, owner this user,
+ * symlinks as they were (a host toolchain links to /usr/bin); no member outside `out`.
+ */
+async function unpackOutput(file: string, out: string): Promise<void> {
+  const outside: string[] = [];
+  try {
+    await tar.x({
+      file,
+      cwd: out,
+      preserveOwner: false,
+      chmod: true,
+      processUmask: 0,
+      strict: true,
+      preservePaths: true,
+      filter: (path) => {
+        const bad = isAbsolute(path) || path.split('/').includes('..');
+        if (bad) outside.push(path);
+        return !bad;
+      },
+    });
+  } catch (error) {
+    throw localFsError(error, `cannot unpack into ${out}`) ?? new EntryError(`the output archive does not unpack: ${(error as Error).message}`);
+  }
+  if (outside.length > 0) throw new EntryError(`the output archive names paths outside the output: ${outside.slice(0, 3).join(', ')}`);
+}
 
 /** The shape a stage entry must have; anything else is refused. */
 function parseManifest(bytes: Buffer): OciManifest {

@@ -13,6 +13,8 @@ export const LOGIN = { username: 'ci', password: 'correct horse battery staple' 
 export interface TestRegistry {
   /** host:port on 127.0.0.1 */
   host: string;
+  /** The registry's storage directory. */
+  storage: string;
   /** Where the registry keeps blobs: a test may alter one to stand for a tampered registry. */
   blobPath(digest: string): string;
   /** Token requests the token service answered, with the scope asked for. */
@@ -113,6 +115,7 @@ ${auth}`,
   }
   return {
     host,
+    storage: join(dir, 'data'),
     blobPath: (digest) => {
       const hex = digest.replace(/^sha256:/, '');
       return join(dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
