@@ -10,7 +10,10 @@ import { graphDot, graphSvg } from './engine/pictures.js';
 import { installCommand, missingTools, packagesFor, toolName } from './engine/tools.js';
 import { ExitCode, InputError, localFsError, MissingToolError, TorRamdiskError } from './errors.js';
 import { fetchSources } from './sources/fetch.js';
-import { loadPins } from './sources/pins.js';
+import { defaultPinsPath, loadPins } from './sources/pins.js';
+import { bump } from './sources/bump.js';
+import { DEBIAN_ARCHIVE } from './sources/debian.js';
+import { defaultKeysDir } from './sources/signature.js';
 import { RemoteCache } from './remote/cache.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
@@ -188,6 +191,56 @@ Shared stage cache (an OCI registry; logins from ~/.docker/config.json or $DOCKE
         });
         for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : r.pulled ? 'pulled' : 'built '} ${r.dir}`);
         if (results.some((r) => !r.cached)) console.log(`${arch} timeline: ${dirs.store.timelinePath(arch)}`);
+      }
+    },
+  },
+  bump: {
+    summary: 'renew a source pin to a new version, authenticated through Debian\'s signed archive index',
+    usage: `tor-ramdisk bump SOURCE VERSION [--suite S…] [--mirror URL] [--allow-downgrade] [--accept-expired-index] [options]
+
+Finds VERSION of SOURCE in Debian's archive: dists/<suite>/InRelease verified with gpgv against
+configs/keys/debian-archive.asc, main/source/Sources.gz checked against the sha256 in it, the
+file's sha256 from Sources checked on the file the pool serves; the pin's upstream URLs, with
+the new version, must serve the same bytes if they answer, and a signed source must carry a
+signature by its pinned keys. Then rewrites the pin in configs/sources.json (recording the
+suite, the index date and the signing keys) and prints the plan. Nothing changes on any failure.
+
+  --suite S               suites to look in, in order (default: sid, trixie, bookworm)
+  --mirror URL            Debian mirror (default ${DEBIAN_ARCHIVE})
+  --allow-downgrade       accept a version older than the pinned one
+  --accept-expired-index  accept an index past its Valid-Until (a frozen mirror)
+
+${configHelp}`,
+    options: {
+      ...common,
+      suite: { type: 'string', multiple: true },
+      mirror: { type: 'string', default: DEBIAN_ARCHIVE },
+      'allow-downgrade': { type: 'boolean' },
+      'accept-expired-index': { type: 'boolean' },
+    },
+    async run(values, positionals) {
+      if (positionals.length !== 2) throw new InputError('usage: tor-ramdisk bump SOURCE VERSION');
+      const [source, version] = positionals as [string, string];
+      const result = await bump(source, version, {
+        pinsPath: defaultPinsPath,
+        keysDir: defaultKeysDir,
+        mirror: String(values.mirror).replace(/\/+$/, ''),
+        suites: (values.suite as string[] | undefined) ?? ['sid', 'trixie', 'bookworm'],
+        allowDowngrade: Boolean(values['allow-downgrade']),
+        acceptExpiredIndex: Boolean(values['accept-expired-index']),
+        onEvent: (line) => console.error(line),
+      });
+      if (!result.changed) {
+        console.log(`${source} is pinned at ${version} already; nothing changed`);
+        return;
+      }
+      const how = result.authenticated!;
+      console.log(`${source}: ${result.from} → ${result.to} (Debian ${how.debian.suite}, index of ${how.debian.indexDate}; upstream ${how.upstream}${how.signature ? `; signed by ${how.signature}` : ''})`);
+      const pins = await loadPins();
+      const { store } = cacheDirs(cacheRootFrom(values.cache));
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        console.log(formatPlan(await planStages(stages, defaultTargets(), config, pins, store), arch));
       }
     },
   },

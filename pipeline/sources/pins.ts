@@ -66,7 +66,8 @@ export function parsePins(data: unknown, file: string): SourcePins {
   for (const [name, raw] of Object.entries(sources)) {
     const at = `sources.${name}`;
     const entry = object(raw, file, at);
-    allowKeys(entry, ['version', 'license', 'files', 'note'], file, at);
+    allowKeys(entry, ['version', 'license', 'files', 'note', 'authenticated'], file, at);
+    if (entry.authenticated !== undefined) object(entry.authenticated, file, `${at}.authenticated`);
     const files = array(entry.files, file, `${at}.files`).map((f, i) => parseFile(f, file, `${at}.files[${i}]`));
     if (files.length === 0) throw new InputError(`${file}: ${at}.files is empty: no pin, no build`);
     pins.set(name, { name, version: string(entry.version, file, `${at}.version`), license: string(entry.license, file, `${at}.license`), files });

@@ -28,7 +28,7 @@ async function debootstrapTier(): Promise<NonNullable<Tiers['debootstrap']>> {
 const tiers: Tiers = { uclibc: {}, debootstrap: await debootstrapTier() };
 const lines = [
   'test tiers:',
-  '  unit, and integration against servers on 127.0.0.1: run',
+  '  unit, and integration against servers on 127.0.0.1 (HTTP for fetch, docker-registry for the remote stage cache): run',
   '  host toolchain: kernel builds and QEMU boots (x86_64, i686); images built and the ISO booted to the menu (BIOS CD: x86_64, i686; UEFI disk: x86_64); tor unit tests (x86_64): run',
 ];
 const store = cacheDirs().store;
