@@ -12,6 +12,8 @@ import { ExitCode, InputError, localFsError, MissingToolError, TorRamdiskError }
 import { fetchSources } from './sources/fetch.js';
 import { defaultPinsPath, loadPins } from './sources/pins.js';
 import { bump } from './sources/bump.js';
+import { releaseImages } from './release/images.js';
+import { imageSbom, projectVersion, validateSbom } from './release/sbom.js';
 import { DEBIAN_ARCHIVE } from './sources/debian.js';
 import { defaultKeysDir } from './sources/signature.js';
 import { RemoteCache } from './remote/cache.js';
@@ -241,6 +243,38 @@ ${configHelp}`,
       for (const arch of archList(values.arch)) {
         const config = await configFor(selection(values, arch));
         console.log(formatPlan(await planStages(stages, defaultTargets(), config, pins, store), arch));
+      }
+    },
+  },
+  sbom: {
+    summary: 'the bill of materials of the images (CycloneDX 1.6 JSON), checked against the strict schema',
+    usage: `tor-ramdisk sbom [--arch A] [--out FILE] [options]
+
+Builds the images (cached stages are taken from the cache) and writes their CycloneDX 1.6
+SBOM: every pinned source (version, license, the sha256 and URLs of each file, the patches
+applied), the toolchain, every file of the initramfs with its sha256 under the component it
+came from, and the images. Validated with CycloneDX's strict JSON schema before it is written.
+
+${configHelp}
+  --out FILE      write it there (default: standard output; with --arch all, FILE-<arch>.json)`,
+    options: { ...common, out: { type: 'string' } },
+    async run(values) {
+      const pins = await loadPins();
+      const dirs = await openCache(cacheRootFrom(values.cache));
+      const arches = archList(values.arch);
+      for (const arch of arches) {
+        const config = await configFor(selection(values, arch));
+        const outputs = await buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
+        const version = pins.get('tor')!.version;
+        const json = await imageSbom({ config, pins, stages, outputs, images: await releaseImages(arch, version, outputs), version, toolVersion: await projectVersion() });
+        const invalid = await validateSbom(json);
+        if (invalid) throw new Error(`the SBOM for ${arch} fails CycloneDX's strict schema: ${JSON.stringify(invalid).slice(0, 2000)}`);
+        if (values.out === undefined) process.stdout.write(json);
+        else {
+          const path = arches.length > 1 ? `${String(values.out).replace(/\.json$/, '')}-${arch}.json` : String(values.out);
+          await writeFile(path, json);
+          console.error(`${arch}: ${path}`);
+        }
       }
     },
   },
