@@ -14,18 +14,20 @@ import { defaultPinsPath, loadPins } from './sources/pins.js';
 import { bump } from './sources/bump.js';
 import { releaseImages } from './release/images.js';
 import { imageSbom, projectVersion, validateSbom } from './release/sbom.js';
+import { makeRelease } from './release/release.js';
+import { runScenario, scenariosFor, SCENARIOS } from './qemu/smoke.js';
 import { DEBIAN_ARCHIVE } from './sources/debian.js';
 import { defaultKeysDir } from './sources/signature.js';
 import { RemoteCache } from './remote/cache.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { IMAGE_TARGETS, stages } from './stages/index.js';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { DEFAULT_ITERATIONS, MAX_BUNDLE_BYTES, open, seal } from './bundle/format.js';
 import { readPassphrase } from './bundle/passphrase.js';
 import { packState, readState, unpackState, writeState } from './bundle/state.js';
 import { sha256 } from './hash.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FragmentReport } from './stages/kernel.js';
 import { formatLinkage, type LinkageRecord } from './elf/linkage.js';
 
@@ -266,7 +268,7 @@ ${configHelp}
         const config = await configFor(selection(values, arch));
         const outputs = await buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
         const version = pins.get('tor')!.version;
-        const json = await imageSbom({ config, pins, stages, outputs, images: await releaseImages(arch, version, outputs), version, toolVersion: await projectVersion() });
+        const json = await imageSbom({ config, pins, stages, outputs, images: await releaseImages(config, version, outputs), version, toolVersion: await projectVersion() });
         const invalid = await validateSbom(json);
         if (invalid) throw new Error(`the SBOM for ${arch} fails CycloneDX's strict schema: ${JSON.stringify(invalid).slice(0, 2000)}`);
         if (values.out === undefined) process.stdout.write(json);
@@ -276,6 +278,84 @@ ${configHelp}
           console.error(`${arch}: ${path}`);
         }
       }
+    },
+  },
+  smoke: {
+    summary: 'boot the images under QEMU and check that they do their job (the smoke scenarios)',
+    usage: `tor-ramdisk smoke [--arch A|all] [--image DIR] [--scenario NAME…] [options]
+
+Runs the smoke scenarios on each arch's ISO: the one the build makes (cached stages are taken
+from the cache), or the one in DIR (a release directory). Guests have no network.
+Scenarios: ${SCENARIOS.map((s) => `${s.name}${s.arches ? ` (${s.arches.join(', ')})` : ''}`).join(', ')}.
+
+${configHelp}
+  --image DIR     take the ISO from DIR (tor-ramdisk-*-<arch>*.iso)
+  --scenario N    run only these scenarios, repeatable`,
+    options: { ...common, image: { type: 'string' }, scenario: { type: 'string', multiple: true } },
+    async run(values) {
+      for (const arch of archList(values.arch)) {
+        const config = await configFor(selection(values, arch));
+        const scenarios = scenariosFor(arch, (values.scenario as string[] | undefined) ?? []);
+        let iso: string;
+        if (values.image !== undefined) {
+          const dir = String(values.image);
+          const found = (await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+            throw localFsError(error, `cannot read --image ${dir}`) ?? error;
+          })).filter((f) => f.endsWith('.iso') && f.includes(`-${arch}`));
+          if (found.length !== 1) throw new InputError(`--image ${dir}: ${found.length === 0 ? 'no' : 'more than one'} ISO for ${arch} there (tor-ramdisk-*-${arch}*.iso)`);
+          iso = join(dir, found[0]!);
+        } else {
+          const pins = await loadPins();
+          const dirs = await openCache(cacheRootFrom(values.cache));
+          const outputs = await buildStages({ registry: stages, targets: ['iso'], config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
+          const dir = outputs.find((o) => o.stage === 'iso')!.dir;
+          iso = join(dir, (await readdir(dir)).find((f) => f.endsWith('.iso'))!);
+        }
+        for (const scenario of scenarios) {
+          console.log(`${arch}: ${scenario.name}: ${scenario.description}`);
+          const result = await runScenario(arch, iso, scenario);
+          console.log(`${arch}: ${scenario.name}: passed in ${result.seconds.toFixed(0)} s`);
+        }
+      }
+    },
+  },
+  release: {
+    summary: 'build, smoke-test and sign a release directory: images, SBOMs, SHA256SUMS and its signature',
+    usage: `tor-ramdisk release --sign-key KEYID [--arch A|all] [--out DIR] [--scenario NAME…] [options]
+
+Builds every image of each arch (default: all), runs the smoke scenarios on each ISO, and writes
+DIR (default ./tor-ramdisk-<tor version>): tor-ramdisk-<version>-<arch>.{iso,bzImage,
+initramfs.cpio.xz}, -embedded.bzImage, a CycloneDX SBOM per arch (.cdx.json), SHA256SUMS and
+SHA256SUMS.asc, a detached signature by KEYID (gpg, $GNUPGHOME). Images not built for release
+say so in their names (-host, -unlocked). DIR must not exist; nothing is left of a failed run.
+Check one with: sha256sum -c SHA256SUMS && gpgv --keyring KEY.gpg SHA256SUMS.asc SHA256SUMS
+
+${configHelp}
+  --sign-key ID   the maintainer's OpenPGP key
+  --out DIR       the release directory
+  --scenario N    run only these smoke scenarios, repeatable`,
+    options: { ...common, arch: { type: 'string', default: 'all' }, 'sign-key': { type: 'string' }, out: { type: 'string' }, scenario: { type: 'string', multiple: true } },
+    async run(values) {
+      if (!values['sign-key']) throw new InputError('release needs --sign-key KEYID: a release is signed', { hint: 'Name the maintainer key gpg holds (gpg --list-secret-keys).' });
+      const pins = await loadPins();
+      const dirs = await openCache(cacheRootFrom(values.cache));
+      const arches = await Promise.all(
+        archList(values.arch).map(async (arch) => {
+          const config = await configFor(selection(values, arch));
+          return { config, build: () => buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() }) };
+        }),
+      );
+      const out = resolve(String(values.out ?? `tor-ramdisk-${pins.get('tor')!.version}`));
+      const release = await makeRelease({
+        arches,
+        stages,
+        pins,
+        out,
+        signKey: String(values['sign-key']),
+        ...(values.scenario ? { scenarios: values.scenario as string[] } : {}),
+        onEvent: (line) => console.error(line),
+      });
+      for (const file of release.files) console.log(join(release.dir, file));
     },
   },
   graph: {

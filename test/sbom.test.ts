@@ -32,7 +32,7 @@ async function sbomFor(arch: Arch, variant: 'host' | 'uclibc') {
   const pins = await loadPins();
   const outputs = await buildStages({ registry: stages, targets: [...IMAGE_TARGETS], config, pins, store: dirs.store, downloads: dirs.downloads, renderer: 'silent' });
   const version = pins.get('tor')!.version;
-  const input = { config, pins, stages, outputs, images: await releaseImages(arch, version, outputs), version, toolVersion: '0.1.0' };
+  const input = { config, pins, stages, outputs, images: await releaseImages(config, version, outputs), version, toolVersion: '0.1.0' };
   const json = await imageSbom(input);
   const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-sbom-test-'));
   await run('sh', ['-c', 'xz -dc "$1" > "$2"', 'sh', join(outputs.find((o) => o.stage === 'initramfs')!.dir, 'initramfs.cpio.xz'), join(work, 'cpio')]);

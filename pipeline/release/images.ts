@@ -1,20 +1,27 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Arch } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/resolve.js';
 import type { StageOutput } from '../engine/stage.js';
 
 /**
  * The files a release ships for an arch, named `tor-ramdisk-<version>-<arch>.<ext>`: the kernel
- * and the initramfs beside it, the kernel with the initramfs inside, the hybrid ISO.
+ * and the initramfs beside it, the kernel with the initramfs inside, the hybrid ISO. Images not
+ * made for release say so in their names: `-host` (Debian's toolchain), `-unlocked` (a
+ * security invariant reversed by a layer).
  */
-export async function releaseImages(arch: Arch, version: string, outputs: readonly StageOutput[]): Promise<Record<string, string>> {
+export function releaseBase(config: ResolvedConfig, version: string): string {
+  const marks = [...(config.toolchainVariant === 'uclibc' ? [] : [config.toolchainVariant]), ...(config.unlocked.length > 0 ? ['unlocked'] : [])];
+  return ['tor-ramdisk', version, config.arch, ...marks].join('-');
+}
+
+export async function releaseImages(config: ResolvedConfig, version: string, outputs: readonly StageOutput[]): Promise<Record<string, string>> {
   const dir = (stage: string) => {
     const found = outputs.find((o) => o.stage === stage);
     if (!found) throw new Error(`no ${stage} output among the build's results`);
     return found.dir;
   };
   const iso = (await readdir(dir('iso'))).find((f) => f.endsWith('.iso'))!;
-  const base = `tor-ramdisk-${version}-${arch}`;
+  const base = releaseBase(config, version);
   return {
     [`${base}.bzImage`]: join(dir('kernel'), 'bzImage'),
     [`${base}.initramfs.cpio.xz`]: join(dir('initramfs'), 'initramfs.cpio.xz'),

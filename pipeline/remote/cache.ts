@@ -8,7 +8,7 @@ import { installCommand, which, type HostTool } from '../engine/tools.js';
 import { InputError, localFsError, MissingToolError, SignatureError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256, sha256File } from '../hash.js';
-import { dearmor, verifyWithKeyring } from '../sources/signature.js';
+import { dearmor, gpgEnv, verifyWithKeyring } from '../sources/signature.js';
 import { BlobMismatchError, dockerCredentials, OCI_MANIFEST, parseRemote, Registry, RegistryError, type Blob } from './registry.js';
 
 /** gpg signs what a build pushes; gpgv (fetching's own) checks what it pulls. */
@@ -230,9 +230,4 @@ function parseManifest(bytes: Buffer): OciManifest {
     throw new EntryError('the entry does not hold exactly one stage output');
   }
   return manifest;
-}
-
-/** gpg reads the user's own keys (GNUPGHOME, else ~/.gnupg); nothing else of the environment. */
-function gpgEnv(): Record<string, string> {
-  return process.env.GNUPGHOME ? { GNUPGHOME: process.env.GNUPGHOME } : {};
 }

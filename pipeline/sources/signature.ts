@@ -87,3 +87,8 @@ export async function verifyWithKeyring(
     await rm(home, { recursive: true, force: true });
   }
 }
+
+/** What gpg runs with when it signs: the user's own keys (GNUPGHOME, else ~/.gnupg), nothing else of the environment. */
+export function gpgEnv(): Record<string, string> {
+  return process.env.GNUPGHOME ? { GNUPGHOME: process.env.GNUPGHOME } : {};
+}
