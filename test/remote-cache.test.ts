@@ -155,6 +155,8 @@ for (const flavour of ['anonymous', 'token'] as const) {
       t.deepEqual(await tree(r.dir), await tree(original.dir), `${r.stage} differs`);
     }
     t.log((await tree(second.results.find((r) => r.stage === 'base')!.dir)).join('\n'));
+    // The timeline shows what came from the registry.
+    t.regex(await readFile(join(b.root, 'logs', 'timeline-x86_64.svg'), 'utf8'), /<title>base: pulled from the remote cache in \d+ s<\/title>/);
     // Now in B's own cache.
     const third = await b.build(remoteFlags(registry.host, epoch));
     t.true(third.results.every((r) => r.cached));

@@ -66,17 +66,16 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   const running = new Map<string, number>();
   const timeline: TimelineEntry[] = [];
   let refreshSummary = () => {};
-  const finished = (name: string, cached: boolean, startedAt: number, slot?: number) => {
+  const finished = (name: string, cached: boolean, startedAt: number, slot?: number, pulled = false) => {
     running.delete(name);
     done.add(name);
-    timeline.push({ stage: name, startMs: startedAt - t0, endMs: Date.now() - t0, cached, ...(slot === undefined ? {} : { slot }) });
+    timeline.push({ stage: name, startMs: startedAt - t0, endMs: Date.now() - t0, cached, ...(pulled ? { pulled } : {}), ...(slot === undefined ? {} : { slot }) });
     refreshSummary();
   };
 
   const remote = options.remote;
   const pushes: Promise<unknown>[] = [];
   const remoteLines: string[] = [...(remote?.warnings ?? [])];
-  const pulledStages = new Set<string>();
   /** Takes a stage from the remote cache into the store as a build would, or says why not; the caller holds its lock and a slot. */
   const pullStage = async (planned: PlannedStage, update: (title: string) => void, slot: number): Promise<StageResult | undefined> => {
     const name = planned.stage.name;
@@ -97,8 +96,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       await store.commit(name, temp.dir, result.manifest);
       await store.recordLast(name, config.arch, planned.inputs);
       remoteLines.push(`${name}: pulled from ${remote!.url}, signed by ${result.signedBy}`);
-      pulledStages.add(name);
-      finished(name, false, started, slot);
+      finished(name, false, started, slot, true);
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: false, pulled: true, durationMs: Date.now() - started };
     } catch (error) {
       running.delete(name);
@@ -223,8 +221,9 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       } finally {
         clearInterval(ticker);
       }
-      const built = timeline.filter((e) => !e.cached).length - pulledStages.size;
-      const pulled = pulledStages.size > 0 ? `, ${pulledStages.size} pulled` : '';
+      const built = timeline.filter((e) => !e.cached && !e.pulled).length;
+      const pulledCount = timeline.filter((e) => e.pulled).length;
+      const pulled = pulledCount > 0 ? `, ${pulledCount} pulled` : '';
       task.title = `${config.arch}: ${plan.length} stages, ${built} built${pulled}, ${timeline.filter((e) => e.cached).length} cached, in ${formatSeconds((Date.now() - t0) / 1000)}`;
     },
   };

@@ -17,11 +17,13 @@ export interface TimelineEntry {
   startMs: number;
   endMs: number;
   cached: boolean;
+  /** Taken from the remote stage cache instead of built. */
+  pulled?: boolean;
   /** The job slot it ran in; cached stages take none. */
   slot?: number;
 }
 
-const COLORS = { cached: '#9ccc65', build: '#ffb74d', edge: '#607d8b', text: '#212121', grid: '#e0e0e0' } as const;
+const COLORS = { cached: '#9ccc65', build: '#ffb74d', pulled: '#64b5f6', edge: '#607d8b', text: '#212121', grid: '#e0e0e0' } as const;
 
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -102,8 +104,9 @@ export function timelineSvg(entries: readonly TimelineEntry[], title: string, jo
   for (const e of [...entries].sort((a, b) => a.startMs - b.startMs)) {
     const y = laneY(e) + 4;
     const barW = Math.max(3, x(e.endMs) - x(e.startMs));
-    parts.push(`<g><title>${escape(e.stage)}: ${e.cached ? 'cached' : `built in ${formatSeconds((e.endMs - e.startMs) / 1000)}`}</title>`);
-    parts.push(`<rect x="${x(e.startMs)}" y="${y}" width="${barW}" height="${laneH - 8}" rx="3" fill="${e.cached ? COLORS.cached : COLORS.build}" stroke="${COLORS.edge}"/>`);
+    const took = formatSeconds((e.endMs - e.startMs) / 1000);
+    parts.push(`<g><title>${escape(e.stage)}: ${e.cached ? 'cached' : e.pulled ? `pulled from the remote cache in ${took}` : `built in ${took}`}</title>`);
+    parts.push(`<rect x="${x(e.startMs)}" y="${y}" width="${barW}" height="${laneH - 8}" rx="3" fill="${e.cached ? COLORS.cached : e.pulled ? COLORS.pulled : COLORS.build}" stroke="${COLORS.edge}"/>`);
     if (barW > 40) parts.push(`<text x="${x(e.startMs) + 4}" y="${y + 17}" fill="${COLORS.text}">${escape(e.stage)}</text>`);
     parts.push('</g>');
   }
