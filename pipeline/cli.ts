@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { explainConfig } from './config/resolve.js';
 import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
-import { CACHE_MARKER, cacheDirs, cacheRootFrom, configFor, isCache, openCache } from './context.js';
+import { CACHE_MARKER, cacheDirs, cacheRootFrom, configFor, isCache, openCache, type CacheDirs } from './context.js';
 import { buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
 import { graphDot, graphSvg } from './engine/pictures.js';
@@ -22,7 +22,7 @@ import { RemoteCache } from './remote/cache.js';
 import { buildTools, testTools } from './host-tools.js';
 import { run } from './exec.js';
 import { IMAGE_TARGETS, stages } from './stages/index.js';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { DEFAULT_ITERATIONS, MAX_BUNDLE_BYTES, open, seal } from './bundle/format.js';
 import { readPassphrase } from './bundle/passphrase.js';
 import { packState, readState, unpackState, writeState } from './bundle/state.js';
@@ -333,16 +333,45 @@ Check one with: sha256sum -c SHA256SUMS && gpgv --keyring KEY.gpg SHA256SUMS.asc
 ${configHelp}
   --sign-key ID   the maintainer's OpenPGP key
   --out DIR       the release directory
-  --scenario N    run only these smoke scenarios, repeatable`,
-    options: { ...common, arch: { type: 'string', default: 'all' }, 'sign-key': { type: 'string' }, out: { type: 'string' }, scenario: { type: 'string', multiple: true } },
+  --scenario N    run only these smoke scenarios, repeatable
+  --verify-reproducible  build everything twice from nothing, in two fresh stage caches under
+                  $TMPDIR (other paths, another umask, another time), and release only if
+                  every image is bit-identical; else name the files and their first differing
+                  member (cpio, ISO, FAT)`,
+    options: {
+      ...common,
+      arch: { type: 'string', default: 'all' },
+      'sign-key': { type: 'string' },
+      out: { type: 'string' },
+      scenario: { type: 'string', multiple: true },
+      'verify-reproducible': { type: 'boolean' },
+    },
     async run(values) {
       if (!values['sign-key']) throw new InputError('release needs --sign-key KEYID: a release is signed', { hint: 'Name the maintainer key gpg holds (gpg --list-secret-keys).' });
       const pins = await loadPins();
       const dirs = await openCache(cacheRootFrom(values.cache));
+      // --verify-reproducible: two builds from nothing, each in a fresh stage cache of its own
+      // (other build paths), the second under another umask, both sharing the verified downloads.
+      const verify = Boolean(values['verify-reproducible']);
+      const fresh = async (name: string) => {
+        const root = await mkdtemp(join(tmpdir(), `tor-ramdisk-${name}-`));
+        await symlink(dirs.downloads.dir, join(root, 'downloads'));
+        return openCache(root);
+      };
+      const [first, second] = verify ? [await fresh('reproducible-a'), await fresh('reproducible-b')] : [dirs, undefined];
       const arches = await Promise.all(
         archList(values.arch).map(async (arch) => {
           const config = await configFor(selection(values, arch));
-          return { config, build: () => buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() }) };
+          const build = (cache: CacheDirs) => buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: cache.store, downloads: cache.downloads, renderer: renderer() });
+          const rebuild = async () => {
+            const umask = process.umask(0o027);
+            try {
+              return await build(second!);
+            } finally {
+              process.umask(umask);
+            }
+          };
+          return { config, build: () => build(first), ...(second ? { rebuild } : {}) };
         }),
       );
       const out = resolve(String(values.out ?? `tor-ramdisk-${pins.get('tor')!.version}`));
@@ -356,6 +385,7 @@ ${configHelp}
         onEvent: (line) => console.error(line),
       });
       for (const file of release.files) console.log(join(release.dir, file));
+      for (const cache of verify ? [first, second!] : []) await rm(cache.root, { recursive: true, force: true });
     },
   },
   graph: {

@@ -4,19 +4,22 @@ import { dirname, join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { StageResult } from '../engine/build.js';
 import type { Stage } from '../engine/stage.js';
-import { InputError, localFsError } from '../errors.js';
+import { InputError, localFsError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256File } from '../hash.js';
 import { runScenario, scenariosFor, type SmokeResult } from '../qemu/smoke.js';
 import type { SourcePins } from '../sources/pins.js';
 import { gpgEnv } from '../sources/signature.js';
 import { releaseBase, releaseImages } from './images.js';
+import { compareImages } from './reproducible.js';
 import { imageSbom, projectVersion, validateSbom } from './sbom.js';
 
 export interface ReleaseArch {
   config: ResolvedConfig;
   /** Builds (or takes from the cache) the image stages for this arch. */
   build(): Promise<StageResult[]>;
+  /** A second, independent build (another cache, path and umask): its images must be bit-identical. */
+  rebuild?(): Promise<StageResult[]>;
 }
 
 export interface ReleaseOptions {
@@ -63,6 +66,16 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
       const { config } = arch;
       const outputs = await arch.build();
       const images = await releaseImages(config, version, outputs);
+      if (arch.rebuild) {
+        say(`${config.arch}: building again, independently, to compare`);
+        const differences = await compareImages(images, await releaseImages(config, version, await arch.rebuild()));
+        if (differences.length > 0) {
+          throw new TorRamdiskError('ERR_REPRODUCIBLE', 'build', `${config.arch}: two builds of the same inputs differ: ${differences.map((d) => (d.member ? `${d.file} (first differing member: ${d.member})` : d.file)).join('; ')}`, {
+            hint: 'A build that is not reproducible is a bug: the differing member names where to look.',
+          });
+        }
+        say(`${config.arch}: ${Object.keys(images).length} images bit-identical across the two builds`);
+      }
       const iso = Object.entries(images).find(([name]) => name.endsWith('.iso'))![1];
       for (const scenario of scenariosFor(config.arch, options.scenarios)) {
         say(`${config.arch}: smoke ${scenario.name}: ${scenario.description}`);
