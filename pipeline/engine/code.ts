@@ -33,8 +33,10 @@ export const CODE_EXCLUSIONS: Readonly<Record<string, string>> = {
  *   them is in its key as values;
  * - fetching and verification (`sources/fetch.js`, `download.js`, `signature.js`, `cache.js`):
  *   a stage sees only bytes whose sha256 is the pin, and the pin is in the key;
- * - the CLI, the cache layout (`context.js`), the bundle format, the QEMU driver, the stage
- *   registry and doctor's tool list: they run no stage.
+ * - the remote stage cache (`remote/*`): it moves finished outputs, verified by signature and digest;
+ * - the CLI, the cache layout (`context.js`), the bundle format, the QEMU driver and the smoke
+ *   scenarios, releases and SBOMs (`release/*`), `bump`, the stage registry and doctor's tool
+ *   list: they run no stage.
  */
 
 const importPattern = /(?:^|[\s;}])(?:import|export)\s*(?:[\w*{}\s,$]+?\s*from\s*)?['"]([^'"\n]+)['"]|\bimport\(\s*['"]([^'"\n]+)['"]\s*\)/g;
