@@ -266,7 +266,8 @@ ${configHelp}
       const arches = archList(values.arch);
       for (const arch of arches) {
         const config = await configFor(selection(values, arch));
-        const outputs = await buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
+        // Written to standard output, the SBOM must be the only thing there.
+        const outputs = await buildStages({ registry: stages, targets: defaultTargets(), config, pins, store: dirs.store, downloads: dirs.downloads, renderer: values.out === undefined ? 'silent' : renderer() });
         const version = pins.get('tor')!.version;
         const json = await imageSbom({ config, pins, stages, outputs, images: await releaseImages(config, version, outputs), version, toolVersion: await projectVersion() });
         const invalid = await validateSbom(json);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -56,6 +57,8 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
   const abort = new AbortController();
+  // One signal ends every command and releases every lock of the build: it has many listeners by design.
+  setMaxListeners(0, abort.signal);
   // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
   const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
   const slots = new JobSlots(jobs);
