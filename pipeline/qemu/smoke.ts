@@ -31,6 +31,37 @@ const HALT: readonly Step[] = [
   { expect: /poweroff now\? \[y\/N\] $/, timeoutMs: 30_000, type: 'y\n' },
 ];
 
+/**
+ * Run in the guest's shell once tor has run: every place a log could be, and one verdict line.
+ * The DataDirectory and the torrc are the running tor's own (from its command line).
+ */
+const SILENCE_CHECK = [
+  String.raw`p=$(pidof tor) || { echo "SILENCE: tor is not running"; exit; }`,
+  String.raw`arg() { tr "\0" "\n" < /proc/$p/cmdline | sed -n "/^$1\$/{n;p;}"; }`,
+  String.raw`s=ok`,
+  String.raw`for f in /var/log /dev/log /run/log; do [ -e $f ] && s="$f exists"; done`,
+  String.raw`ps -o comm | grep -qE '^(syslogd|klogd|rsyslogd|logd)$' && s="a log daemon runs"`,
+  String.raw`[ -n "$(dmesg 2>/dev/null)" ] && s="the kernel log is readable"`,
+  String.raw`find "$(arg --DataDirectory)" -iname "*log*" | grep -q . && s="a log in the DataDirectory"`,
+  String.raw`grep -qiE '^[[:space:]]*Log[[:space:]]' "$(arg -f)" && s="a Log line in the running torrc"`,
+  String.raw`echo "SILENCE: $s"`,
+].join('; ');
+
+/** From the menu: a new relay torrc, every question answered with its default but the nickname. */
+const NEW_RELAY_TORRC: readonly Step[] = [
+  { expect: MENU, timeoutMs: 360_000, type: '3\n' },
+  { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '1\n' },
+  { expect: /Nickname \(1-19 letters and digits\): $/, timeoutMs: 30_000, type: 'smoke\n' },
+  { expect: /ContactInfo [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /ORPort \[\d+\]: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /RelayBandwidthRate [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /\(OfflineMasterKey 1\)\? \[y\/N\] $/, timeoutMs: 30_000, type: 'n\n' },
+  { expect: /FamilyId [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /MyFamily [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /MetricsPort [^\n]*\? \[y\/N\] $/, timeoutMs: 30_000, type: 'n\n' },
+  { expect: /written to [^\n]*\n\n\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
+];
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
@@ -38,6 +69,23 @@ export const SCENARIOS: readonly Scenario[] = [
     boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
     steps: [{ expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' }, ...HALT],
     timeoutMs: 480_000,
+  },
+  {
+    name: 'silence',
+    description: 'start tor from the menu, then look everywhere a log could be: /var/log, /dev/log, a log daemon, the kernel log, the DataDirectory, the running torrc',
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' },
+      ...NEW_RELAY_TORRC,
+      { expect: MENU, timeoutMs: 30_000, type: '4\n' },
+      { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '1\n' },
+      { expect: /tor started \(pid \d+\)\n\n\(Enter\) $/, timeoutMs: 120_000, type: '\n' },
+      { expect: MENU, timeoutMs: 30_000, type: '8\n' },
+      { expect: /# $/, timeoutMs: 30_000, type: `${SILENCE_CHECK}\nexit\n` },
+      { expect: /SILENCE: ok\n/, timeoutMs: 60_000 },
+      ...HALT,
+    ],
+    timeoutMs: 600_000,
   },
   {
     name: 'menu-uefi',
