@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Arch } from '../pipeline/config/schema.js';
 import { sha256File } from '../pipeline/hash.js';
 import { boot, type BootMedium, type Guest } from '../pipeline/qemu/boot.js';
+import { MENU } from '../pipeline/qemu/smoke.js';
 import { hostBuild } from './helpers/host-build.js';
 
 // Tier: host toolchain. Each arch's three images are built (bzImage + initramfs, the kernel
@@ -16,7 +17,6 @@ async function images(arch: Arch) {
   return { iso: join(output('iso').dir, `tor-ramdisk-${arch}.iso`), output, store };
 }
 
-const MENU = /10 +Halt \(power off\)\n\n> $/;
 
 async function halt(guest: Guest): Promise<void> {
   guest.type('10\n');
