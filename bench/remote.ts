@@ -10,17 +10,18 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultCacheRoot } from '../pipeline/paths.js';
+import { throwawayGnupg } from '../test/helpers/gnupg.js';
 import { startRegistry } from '../test/helpers/registry.js';
 
 const cli = fileURLToPath(new URL('../pipeline/cli.js', import.meta.url));
 const args = process.argv.slice(2);
 const build = args.length > 0 ? args : ['--arch', 'x86_64', '--set', 'toolchain.variant=host'];
 
-const gnupg = await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-gnupg-'));
-const gpg = (...more: string[]) => execa('gpg', ['--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', ...more], { env: { GNUPGHOME: gnupg } });
-await gpg('--quick-gen-key', 'bench cache signer <bench@example.invalid>', 'ed25519', 'sign', 'never');
+const keys = await throwawayGnupg();
+const gnupg = keys.home;
+await keys.newKey('bench cache signer <bench@example.invalid>');
 const keyring = join(gnupg, 'pinned.asc');
-await writeFile(keyring, (await gpg('--armor', '--export', 'bench@example.invalid')).stdout);
+await writeFile(keyring, await keys.armored('bench@example.invalid'));
 
 const registry = await startRegistry();
 const remote = ['--remote', `oci://${registry.host}/tor-ramdisk/stages`, '--set', `remote.keyring=${keyring}`];
@@ -86,5 +87,5 @@ try {
   console.log(`registry holds ${(Number(stored.stdout.split('\t')[0]) / 2 ** 20).toFixed(0)} MiB; ${identical} of ${second.outputs.size} stage outputs pulled, each identical to A's`);
 } finally {
   await registry.close();
-  await execa('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg }, reject: false });
+  await keys.close();
 }

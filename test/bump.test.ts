@@ -1,5 +1,4 @@
 import test from 'ava';
-import { execa } from 'execa';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { sha256 } from '../pipeline/hash.js';
 import { bump, type BumpOptions } from '../pipeline/sources/bump.js';
 import { compareVersions, upstreamVersion } from '../pipeline/sources/debian.js';
 import { loadPins } from '../pipeline/sources/pins.js';
+import { throwawayGnupg, type Gnupg } from './helpers/gnupg.js';
 import { startServer, type TestServer } from './helpers/http-server.js';
 
 // A small Debian-style archive on 127.0.0.1: one suite per case, each with its own InRelease
@@ -20,9 +20,8 @@ let keysDir: string;
 let pinsText: string;
 const tarball = (version: string) => Buffer.from(`tor ${version} source\n`.repeat(500));
 
-async function gpg(...args: string[]) {
-  return execa('gpg', ['--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { GNUPGHOME: gnupg } });
-}
+let keys: Gnupg;
+const gpg = (...args: string[]) => keys.gpg(...args);
 
 async function clearsign(uid: string, text: string): Promise<string> {
   const file = join(gnupg, `release-${sha256(text + uid).slice(0, 8)}`);
@@ -58,13 +57,12 @@ async function suite(name: string, options: { sources: Buffer; signer?: string; 
 
 test.before(async () => {
   server = await startServer();
-  gnupg = await mkdtemp(join(tmpdir(), 'tor-ramdisk-gnupg-'));
+  keys = await throwawayGnupg();
+  gnupg = keys.home;
   keysDir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-keys-'));
-  await gpg('--quick-gen-key', 'Test Archive Signing Key <archive@example.invalid>', 'ed25519', 'sign', 'never');
-  await gpg('--quick-gen-key', 'Someone Else <other@example.invalid>', 'ed25519', 'sign', 'never');
-  await gpg('--quick-gen-key', 'Busybox Upstream <busybox@example.invalid>', 'ed25519', 'sign', 'never');
-  await writeFile(join(keysDir, 'debian-archive.asc'), (await gpg('--armor', '--export', 'archive@example.invalid')).stdout);
-  await writeFile(join(keysDir, 'busybox.asc'), (await gpg('--armor', '--export', 'busybox@example.invalid')).stdout);
+  for (const uid of ['Test Archive Signing Key <archive@example.invalid>', 'Someone Else <other@example.invalid>', 'Busybox Upstream <busybox@example.invalid>']) await keys.newKey(uid);
+  await writeFile(join(keysDir, 'debian-archive.asc'), await keys.armored('archive@example.invalid'));
+  await writeFile(join(keysDir, 'busybox.asc'), await keys.armored('busybox@example.invalid'));
 
   const tor12 = tarball('0.4.9.12');
   const bb = Buffer.from('busybox 1.38.1\n'.repeat(300));
@@ -121,7 +119,7 @@ test.before(async () => {
 });
 test.after.always(async () => {
   await server?.close();
-  await execa('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg }, reject: false });
+  await keys?.close();
 });
 
 async function options(suites: string[], extra: Partial<BumpOptions> = {}): Promise<BumpOptions> {

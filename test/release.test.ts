@@ -12,22 +12,22 @@ import { makeRelease } from '../pipeline/release/release.js';
 import { validateSbom } from '../pipeline/release/sbom.js';
 import { loadPins } from '../pipeline/sources/pins.js';
 import { IMAGE_TARGETS, stages } from '../pipeline/stages/index.js';
+import { throwawayGnupg, type Gnupg } from './helpers/gnupg.js';
 
 // Tier: host toolchain. A release of the x86_64 images (built or taken from the default stage
 // cache), smoke-tested by booting its ISO (BIOS), signed with a throwaway key made here.
 let gnupg: string;
 
-async function gpg(...args: string[]) {
-  return execa('gpg', ['--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { GNUPGHOME: gnupg } });
-}
+let keys: Gnupg;
 
 test.before(async () => {
-  gnupg = await mkdtemp(join(tmpdir(), 'tor-ramdisk-gnupg-'));
+  keys = await throwawayGnupg();
+  gnupg = keys.home;
   process.env.GNUPGHOME = gnupg;
-  await gpg('--quick-gen-key', 'Release Maintainer <maintainer@example.invalid>', 'ed25519', 'sign', 'never');
+  await keys.newKey('Release Maintainer <maintainer@example.invalid>');
 });
 test.after.always(async () => {
-  await execa('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg }, reject: false });
+  await keys?.close();
 });
 
 async function options(out: string) {

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +13,7 @@ import { sha256 } from '../pipeline/hash.js';
 import { RemoteCache, statement, tagFor } from '../pipeline/remote/cache.js';
 import { parseRemote, Registry } from '../pipeline/remote/registry.js';
 import { parsePins } from '../pipeline/sources/pins.js';
+import { throwawayGnupg, type Gnupg } from './helpers/gnupg.js';
 import { LOGIN, startCuttingProxy, startRegistry, type TestRegistry } from './helpers/registry.js';
 
 // Two cache directories on one machine stand for two machines; the registry is Debian's
@@ -23,17 +23,17 @@ let guarded: TestRegistry;
 let gnupg: string;
 let pinned: string;
 
-async function gpg(...args: string[]) {
-  return execa('gpg', ['--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { env: { GNUPGHOME: gnupg } });
-}
+let keys: Gnupg;
+const gpg = (...args: string[]) => keys.gpg(...args);
 
 test.before(async () => {
-  gnupg = await mkdtemp(join(tmpdir(), 'tor-ramdisk-gnupg-'));
+  keys = await throwawayGnupg();
+  gnupg = keys.home;
   process.env.GNUPGHOME = gnupg;
-  await gpg('--quick-gen-key', 'CI cache signer <ci@example.invalid>', 'ed25519', 'sign', 'never');
-  await gpg('--quick-gen-key', 'Someone else <other@example.invalid>', 'ed25519', 'sign', 'never');
+  await keys.newKey('CI cache signer <ci@example.invalid>');
+  await keys.newKey('Someone else <other@example.invalid>');
   pinned = join(gnupg, 'pinned.asc');
-  await writeFile(pinned, (await gpg('--armor', '--export', 'ci@example.invalid')).stdout);
+  await writeFile(pinned, await keys.armored('ci@example.invalid'));
   [open, guarded] = await Promise.all([startRegistry(), startRegistry({ token: true })]);
   const docker = await mkdtemp(join(tmpdir(), 'tor-ramdisk-docker-'));
   await writeFile(join(docker, 'config.json'), JSON.stringify({ auths: { [guarded.host]: { auth: Buffer.from(`${LOGIN.username}:${LOGIN.password}`).toString('base64') } } }));
@@ -41,7 +41,7 @@ test.before(async () => {
 });
 test.after.always(async () => {
   await Promise.all([open?.close(), guarded?.close()]);
-  await execa('gpgconf', ['--kill', 'gpg-agent'], { env: { GNUPGHOME: gnupg }, reject: false });
+  await keys?.close();
 });
 
 /** Two stages whose output has what a real one has: executables, a private file, a symlink, a hard link, a tree, incompressible bytes. */

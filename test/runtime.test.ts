@@ -2,7 +2,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from './helpers/ports.js';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { open as hostOpen, seal as hostSeal } from '../pipeline/bundle/format.js';
@@ -605,14 +605,6 @@ test('scp: with the right fingerprint, export and import round-trip and known_ho
 });
 
 // --- booting it: the x86_64 image (host toolchain), with an FTP server on 127.0.0.1 ---------
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 test('boot: DHCP, an FTP import asked on the console, the menu over serial, an export, power off', async (t) => {
   const image = (await hostBuild('x86_64', ['kernel', 'initramfs'])).dir;

@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.js';
 
 /** A login the token service accepts. */
 export const LOGIN = { username: 'ci', password: 'correct horse battery staple' };
@@ -20,14 +21,6 @@ export interface TestRegistry {
   /** Token requests the token service answered, with the scope asked for. */
   tokenScopes: string[];
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function listen(server: Server): Promise<number> {
