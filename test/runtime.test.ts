@@ -2,6 +2,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { boot } from '../pipeline/qemu/boot.js';
 import { freePort } from './helpers/ports.js';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,6 @@ import { decodeBundle, encodeBundle, signingCert, tarMembers } from './fixtures/
 import { startControlPort } from './fixtures/runtime/control-port.js';
 import { startFtpServer } from './fixtures/runtime/ftp-server.js';
 import { buildDropbearServer } from './fixtures/runtime/dropbear-server.js';
-import { SerialGuest } from './fixtures/runtime/guest.js';
 import { hostBuild } from './helpers/host-build.js';
 import { box, exists, leftovers, sh, snapshot, type Box } from './fixtures/runtime/shell.js';
 
@@ -615,7 +615,7 @@ test('boot: DHCP, an FTP import asked on the console, the menu over serial, an e
   const plaintext = tarArchive([{ path: 'torrc', body: 'Nickname booted\nORPort 9001\n' }, { path: 'keys/', type: 'dir' }, ...Object.entries(keys).map(([name, body]) => ({ path: `keys/${name}`, body }))]);
   server.files.set('r1.trd', hostSeal(plaintext, Buffer.from(PASSPHRASE), 100_000));
   const forward = (port: number, to: number) => `tcp:10.0.2.100:${port}-cmd:busybox nc 127.0.0.1 ${to}`;
-  const guest = await SerialGuest.start({
+  const guest = await boot({
     arch: 'x86_64',
     kernel: join(image('kernel'), 'bzImage'),
     initrd: join(image('initramfs'), 'initramfs.cpio.xz'),
@@ -626,43 +626,43 @@ test('boot: DHCP, an FTP import asked on the console, the menu over serial, an e
   t.teardown(() => guest.kill());
 
   await guest.waitFor(/password for relay@10\.0\.2\.100 \(empty: none\): /);
-  guest.type('ftp secret pw');
+  guest.type('ftp secret pw\r');
   await guest.waitFor(/bundle passphrase for ftp:\/\/relay@10\.0\.2\.100\/r1\.trd: /);
-  guest.type(PASSPHRASE);
+  guest.type(`${PASSPHRASE}\r`);
   await guest.waitFor(/imported: the torrc and 7 key files/);
   t.regex(await guest.waitFor(/\n> /), /10 +Halt \(power off\)/);
-  guest.type('8');
+  guest.type('8\r');
   await guest.waitFor(/tor-ramdisk# /);
-  guest.type('mount; ls -ln /var/lib/tor/keys; cat /etc/tor/torrc; ps -o pid,user,args; echo END-OF-CHECKS');
+  guest.type('mount; ls -ln /var/lib/tor/keys; cat /etc/tor/torrc; ps -o pid,user,args; echo END-OF-CHECKS\r');
   const shell = await guest.waitFor(/\nEND-OF-CHECKS/);
   t.regex(shell, /proc on \/proc type proc \([^)]*hidepid=(2|invisible)/);
   t.regex(shell, /tmpfs on \/var\/lib\/tor type tmpfs \([^)]*mode=700,uid=100,gid=100/);
   t.regex(shell, /-rw------- +1 100 +100 .* ed25519_master_id_secret_key/);
   t.regex(shell, /Nickname booted/);
   t.notRegex(shell, /syslogd|klogd/);
-  guest.type('exit');
+  guest.type('exit\r');
   await guest.waitFor(/\n> /);
-  guest.type('3');
+  guest.type('3\r');
   await guest.waitFor(/\n> /);
-  guest.type('8');
+  guest.type('8\r');
   await guest.waitFor(/URL: /);
-  guest.type('ftp://relay@10.0.2.100/out.trd');
+  guest.type('ftp://relay@10.0.2.100/out.trd\r');
   await guest.waitFor(/FTP password for relay@10\.0\.2\.100/);
-  guest.type('ftp secret pw');
+  guest.type('ftp secret pw\r');
   await guest.waitFor(/bundle passphrase: /);
-  guest.type('another passphrase');
+  guest.type('another passphrase\r');
   await guest.waitFor(/the same passphrase again: /);
-  guest.type('another passphrase');
+  guest.type('another passphrase\r');
   await guest.waitFor(/exported to ftp:\/\/relay@10\.0\.2\.100\/out\.trd/);
   const exported = tarMembers(hostOpen(server.files.get('out.trd')!, Buffer.from('another passphrase')));
   t.deepEqual(exported.map((m) => m.name).sort(), ['keys/', ...Object.keys(keys).map((k) => `keys/${k}`), 'torrc'].sort());
   t.deepEqual(server.passwords, ['ftp secret pw', 'ftp secret pw']);
-  guest.type('');
+  guest.type('\r');
   await guest.waitFor(/\n> /);
-  guest.type('10');
+  guest.type('10\r');
   await guest.waitFor(/export first\? \[y\/N\] /);
-  guest.type('n');
+  guest.type('n\r');
   await guest.waitFor(/poweroff now\? \[y\/N\] /);
-  guest.type('y');
-  t.is(await guest.exited(), 0, 'the guest powered off');
+  guest.type('y\r');
+  t.is((await guest.exited).exitCode, 0, 'the guest powered off');
 });

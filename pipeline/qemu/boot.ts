@@ -101,8 +101,13 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
 
 /** A running guest: its serial output so far, a way to wait for a line, and to type. */
 export interface Guest {
+  /** Everything the guest printed, from power on. */
   output(): string;
-  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  /**
+   * Expect-style: waits until `pattern` appears in what the guest printed after the previous
+   * match, and resolves with that text up to and including this match (default limit: 90 s).
+   */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
   type(text: string): void;
   /** Resolves when QEMU exits (the guest powered off, or the timeout killed it). */
   exited: Promise<{ exitCode: number | undefined; timedOut: boolean; stderr: string }>;
@@ -113,6 +118,8 @@ export async function boot(options: BootOptions): Promise<Guest> {
   const machine = await readMachine(options.arch);
   const child = startInteractive(machine.binary, qemuArgs(machine, options), { timeoutMs: options.timeoutMs });
   let output = '';
+  // Where the next wait starts reading: the end of the previous match.
+  let cursor = 0;
   let stderr = '';
   const waiters = new Set<() => void>();
   child.stdout!.on('data', (chunk: Buffer) => {
@@ -131,13 +138,15 @@ export async function boot(options: BootOptions): Promise<Guest> {
     exited,
     kill: () => child.kill('SIGKILL'),
     type: (text) => child.stdin!.write(text),
-    waitFor: (pattern, timeoutMs) =>
+    waitFor: (pattern, timeoutMs = 90_000) =>
       new Promise((resolve, reject) => {
         const check = () => {
-          const match = output.match(pattern);
+          const match = pattern.exec(output.slice(cursor));
           if (match) {
             finish();
-            resolve(match);
+            const seen = output.slice(cursor, cursor + match.index + match[0].length);
+            cursor += match.index + match[0].length;
+            resolve(seen);
           } else if (done) {
             finish();
             reject(new Error(`the guest exited before printing ${pattern}; its serial output:\n${output.slice(-3000)}\nqemu stderr:\n${stderr}`));
