@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { newcArchive } from '../pipeline/image/cpio.js';
 import { compareImages } from '../pipeline/release/reproducible.js';
 import { readNewc } from '../pipeline/release/sbom.js';
@@ -38,7 +39,8 @@ async function iso(dir: string, name: string, kernel: string): Promise<string> {
   await execa('mcopy', ['-m', '-i', img, join(dir, `${name}.efi`), '::/EFI/BOOT/BOOTX64.EFI'], { env });
   await execa('find', [tree, '-exec', 'touch', '-h', '-d', '@1764028800', '{}', '+']);
   const out = join(dir, `${name}.iso`);
-  await execa('xorriso', ['-as', 'mkisofs', '-o', out, '-V', 'TEST', '-r', '--modification-date=2025112500000000', tree]);
+  // As the iso stage does: every timestamp from SOURCE_DATE_EPOCH, so builds in different seconds agree.
+  await execa('xorriso', ['-as', 'mkisofs', '-o', out, '-V', 'TEST', '-r', '--modification-date=2025112500000000', tree], { env });
   return out;
 }
 
@@ -50,6 +52,8 @@ async function kernel(dir: string, name: string, text: string): Promise<string> 
 test('two equal builds compare equal; a difference is named down to the first differing member, inside the cpio, the ISO and its FAT image', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-compare-test-'));
   const a = { 'x.initramfs.cpio.xz': await initramfs(dir, 'a', 'tor 1'), 'x.iso': await iso(dir, 'a', 'kernel 1'), 'x.bzImage': await kernel(dir, 'a', 'kernel 1') };
+  // Another second: nothing may depend on when it was made.
+  await sleep(1100);
   const same = { 'x.initramfs.cpio.xz': await initramfs(dir, 'b', 'tor 1'), 'x.iso': await iso(dir, 'b', 'kernel 1'), 'x.bzImage': await kernel(dir, 'b', 'kernel 1') };
   t.deepEqual(await compareImages(a, same), []);
   t.is(readNewc(Buffer.from((await execa('xz', ['-dc', a['x.initramfs.cpio.xz']], { encoding: 'buffer' })).stdout)).length, 3);
