@@ -36,6 +36,8 @@ async function iso(dir: string, name: string, kernel: string): Promise<string> {
   await execa('mkfs.fat', ['-C', '--invariant', '-i', '7e2d0000', '-n', 'TEST', img, '1024'], { env });
   await execa('mmd', ['-i', img, '::/EFI', '::/EFI/BOOT'], { env });
   await writeFile(join(dir, `${name}.efi`), kernel);
+  // mcopy -m carries the file's date into the FAT: dated first, as the iso stage does.
+  await execa('touch', ['-d', '@1764028800', join(dir, `${name}.efi`)]);
   await execa('mcopy', ['-m', '-i', img, join(dir, `${name}.efi`), '::/EFI/BOOT/BOOTX64.EFI'], { env });
   await execa('find', [tree, '-exec', 'touch', '-h', '-d', '@1764028800', '{}', '+']);
   const out = join(dir, `${name}.iso`);
