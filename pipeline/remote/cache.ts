@@ -5,10 +5,10 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { stageKey } from '../engine/inputs.js';
 import type { StageManifest, StageStore } from '../engine/store.js';
 import { installCommand, which, type HostTool } from '../engine/tools.js';
-import { InputError, localFsError, MissingToolError, SignatureError } from '../errors.js';
+import { InputError, localFsError, MissingToolError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256, sha256File } from '../hash.js';
-import { dearmor, gpgEnv, verifyWithKeyring } from '../sources/signature.js';
+import { dearmor, gpgEnv, gpgv } from '../sources/signature.js';
 import { BlobMismatchError, dockerCredentials, OCI_MANIFEST, parseRemote, Registry, RegistryError, type Blob } from './registry.js';
 
 /** gpg signs what a build pushes; gpgv (fetching's own) checks what it pulls. */
@@ -128,13 +128,12 @@ export class RemoteCache {
         const statementFile = join(dirs.work, 'statement');
         await writeFile(statementFile, statement(stage, key, manifest.config.digest, layer.digest));
         await writeFile(join(dirs.work, 'statement.asc'), signature);
-        try {
-          ({ fingerprint: signedBy } = await verifyWithKeyring(statementFile, join(dirs.work, 'statement.asc'), this.keyring!, { unreadable: '', refused: '' }));
-        } catch (error) {
-          if (!(error instanceof SignatureError)) throw error;
-          const why = /not pinned/.test(error.message) ? 'signed by a key that is not in remote.keyring' : /bad/.test(error.message) ? 'its signature does not match the entry' : 'gpgv refused its signature';
+        const verdict = await gpgv(this.keyring!, [join(dirs.work, 'statement.asc'), statementFile]);
+        if ('refused' in verdict) {
+          const why = { 'not pinned': 'signed by a key that is not in remote.keyring', bad: 'its signature does not match the entry', unsigned: 'the entry carries no signature', refused: 'gpgv refused its signature' }[verdict.refused];
           return { pulled: false, reason: `refused: ${why}`, missing: false };
         }
+        signedBy = verdict.valid[0]!;
       }
       const manifestFile = join(dirs.work, 'manifest.json');
       await this.registry.blobTo(manifest.config, manifestFile);

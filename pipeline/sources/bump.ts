@@ -83,13 +83,10 @@ export async function bump(source: string, version: string, options: BumpOptions
   const origName = basename(pool);
 
   const keyringPath = join(options.keysDir, 'debian-archive.asc');
-  const armored = await readFile(keyringPath, 'utf8').catch((error: Error) => {
-    throw new SignatureError(`cannot read the pinned Debian archive keys ${keyringPath}: ${error.message}`, { hint: 'Export them from debian-archive-keyring (gpg --export --armor).' });
-  });
   let found: { index: ReleaseIndex; entry: SourcePackage } | undefined;
   const looked: string[] = [];
   for (const suite of options.suites) {
-    const index = await releaseIndex(options.mirror, suite, keyringPath, armored, { acceptExpired: options.acceptExpiredIndex });
+    const index = await releaseIndex(options.mirror, suite, keyringPath, { acceptExpired: options.acceptExpiredIndex });
     if (!index) {
       looked.push(`${suite} (no InRelease)`);
       continue;

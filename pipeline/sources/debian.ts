@@ -3,11 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import got from 'got';
-import { FetchError, IntegrityError, MissingToolError, SignatureError } from '../errors.js';
-import { run } from '../exec.js';
-import { installCommand, which } from '../engine/tools.js';
+import { FetchError, IntegrityError, SignatureError } from '../errors.js';
 import { sha256 } from '../hash.js';
-import { dearmor } from './signature.js';
+import { gpgv } from './signature.js';
 
 export const DEBIAN_ARCHIVE = 'https://deb.debian.org/debian';
 
@@ -52,37 +50,22 @@ export async function getFile(url: string, signal?: AbortSignal): Promise<Buffer
  * pinned archive keys and nothing else; an index whose `Valid-Until` has passed is refused
  * (a replayed old index would hide a newer version) unless the caller accepts it.
  */
-export async function releaseIndex(mirror: string, suite: string, keyringPath: string, armoredKeys: string, options: { acceptExpired: boolean; now?: Date }): Promise<ReleaseIndex | undefined> {
+export async function releaseIndex(mirror: string, suite: string, keyringPath: string, options: { acceptExpired: boolean; now?: Date }): Promise<ReleaseIndex | undefined> {
   const url = `${mirror}/dists/${suite}/InRelease`;
   const signed = await getFile(url);
   if (!signed) return undefined;
-  if (!which('gpgv')) throw new MissingToolError(['gpgv'], installCommand([{ command: 'gpgv', package: 'gpgv' }]));
   const home = await mkdtemp(join(tmpdir(), 'tor-ramdisk-archive-'));
   let text: string;
   let signedBy: string[];
   try {
-    await writeFile(join(home, 'archive.gpg'), dearmor(armoredKeys, keyringPath));
     await writeFile(join(home, 'InRelease'), signed);
-    let status: string;
-    try {
-      ({ stdout: status } = await run('gpgv', ['--status-fd', '1', '--keyring', join(home, 'archive.gpg'), '--output', join(home, 'Release'), join(home, 'InRelease')], { env: { GNUPGHOME: home } }));
-    } catch (error) {
-      const cause = (error as { cause?: { stdout?: unknown; stderr?: unknown } }).cause;
-      const output = `${String(cause?.stdout ?? '')}\n${String(cause?.stderr ?? '')}`;
-      const reason = /BADSIG/.test(output)
-        ? 'its signature is bad (the index was altered)'
-        : /NO_PUBKEY/.test(output)
-          ? 'it is signed by a key that is not pinned'
-          : /NODATA|no signature|not a detached/i.test(output)
-            ? 'it carries no signature'
-            : 'gpgv refused it';
-      throw new SignatureError(`${url} does not verify against ${keyringPath}: ${reason}`, {
-        cause: error,
+    const verdict = await gpgv(keyringPath, ['--output', join(home, 'Release'), join(home, 'InRelease')]);
+    if ('refused' in verdict) {
+      throw new SignatureError(`${url} does not verify against ${keyringPath}: ${verdict.refused === 'bad' ? 'its signature is bad (the index was altered)' : verdict.refused === 'not pinned' ? 'it is signed by a key that is not pinned' : verdict.why}`, {
         hint: 'The pins were not changed. If Debian rotated its archive key, pin the new one in configs/keys/debian-archive.asc from debian-archive-keyring.',
       });
     }
-    signedBy = [...status.matchAll(/^\[GNUPG:\] VALIDSIG ([0-9A-F]{40,64}) /gm)].map((m) => m[1]!);
-    if (signedBy.length === 0) throw new SignatureError(`gpgv accepted ${url} but reported no VALIDSIG`, { hint: 'Refusing an unexplained success.' });
+    signedBy = verdict.valid;
     // What gpgv wrote is what the signature covers; the text around the signature block is not trusted.
     text = await readFile(join(home, 'Release'), 'utf8');
   } finally {

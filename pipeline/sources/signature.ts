@@ -42,21 +42,33 @@ export async function verifySignature(
   keyring: string,
   keysDir: string = defaultKeysDir,
 ): Promise<VerifiedSignature> {
-  return verifyWithKeyring(file, signatureFile, join(keysDir, `${keyring}.asc`), {
-    unreadable: 'Pin the signing keys in configs/keys/.',
-    refused: 'Nothing was added to the cache. If upstream rotated its key, pin the new key in configs/keys/ after checking it.',
-  });
+  const keyringPath = join(keysDir, `${keyring}.asc`);
+  const verdict = await gpgv(keyringPath, [signatureFile, file]);
+  if ('refused' in verdict) {
+    throw new SignatureError(`signature ${signatureFile} does not verify ${file} against keyring ${keyringPath}: ${verdict.why}`, {
+      hint: 'Nothing was added to the cache. If upstream rotated its key, pin the new key in configs/keys/ after checking it.',
+    });
+  }
+  return { fingerprint: verdict.valid[0]! };
 }
 
-/** The same check against an armored keyring file anywhere (the keys a user pinned for a remote stage cache). */
-export async function verifyWithKeyring(
-  file: string,
-  signatureFile: string,
-  keyringPath: string,
-  hints: { unreadable: string; refused: string },
-): Promise<VerifiedSignature> {
+/** Why gpgv refused, in the words every caller reports. */
+export type GpgvRefusal = 'not pinned' | 'bad' | 'unsigned' | 'refused';
+
+const REFUSALS: Record<GpgvRefusal, string> = {
+  'not pinned': 'it was made by a key that is not pinned',
+  bad: 'the signature is bad (the file or the signature was altered)',
+  unsigned: 'it carries no signature',
+  refused: 'gpgv refused it',
+};
+
+/**
+ * Runs gpgv with one armored keyring file as its only keys, in a home of its own: the
+ * fingerprints of the valid signatures, or why there are none. `args` follow the keyring.
+ */
+export async function gpgv(keyringPath: string, args: readonly string[]): Promise<{ valid: string[] } | { refused: GpgvRefusal; why: string }> {
   const armored = await readFile(keyringPath, 'utf8').catch((error: Error) => {
-    throw new SignatureError(`cannot read pinned keyring ${keyringPath}: ${error.message}`, { hint: hints.unreadable });
+    throw new SignatureError(`cannot read pinned keyring ${keyringPath}: ${error.message}`, { hint: 'Name a file of armored OpenPGP public keys.' });
   });
   // Without gpgv nothing can be verified: that is a missing tool, not a bad signature.
   if (!which('gpgv')) throw new MissingToolError(['gpgv'], installCommand([{ command: 'gpgv', package: 'gpgv' }]));
@@ -64,25 +76,15 @@ export async function verifyWithKeyring(
   try {
     const binary = join(home, 'pinned.gpg');
     await writeFile(binary, dearmor(armored, keyringPath));
-    let status: string;
-    try {
-      ({ stdout: status } = await run('gpgv', ['--status-fd', '1', '--keyring', binary, signatureFile, file], { env: { GNUPGHOME: home } }));
-    } catch (error) {
-      const cause = (error as { cause?: { stdout?: unknown; stderr?: unknown } }).cause;
-      const output = `${String(cause?.stdout ?? '')}\n${String(cause?.stderr ?? '')}`;
-      const reason = /NO_PUBKEY|No public key/.test(output)
-        ? 'it was made by a key that is not pinned'
-        : /BADSIG|BAD signature/.test(output)
-          ? 'the signature is bad (the file or the signature was altered)'
-          : 'gpgv refused it';
-      throw new SignatureError(`signature ${signatureFile} does not verify ${file} against keyring ${keyringPath}: ${reason}`, {
-        cause: error,
-        hint: hints.refused,
-      });
-    }
-    const valid = /^\[GNUPG:\] VALIDSIG ([0-9A-F]{40,64}) /m.exec(status);
-    if (!valid) throw new SignatureError(`gpgv accepted ${signatureFile} but reported no VALIDSIG`, { hint: 'Refusing an unexplained success.' });
-    return { fingerprint: valid[1]! };
+    const result = await run('gpgv', ['--status-fd', '1', '--keyring', binary, ...args], { env: { GNUPGHOME: home } }).catch((error: { cause?: { stdout?: unknown; stderr?: unknown } }) => {
+      const output = `${String(error.cause?.stdout ?? '')}\n${String(error.cause?.stderr ?? '')}`;
+      const refused: GpgvRefusal = /NO_PUBKEY|No public key/.test(output) ? 'not pinned' : /BADSIG|BAD signature/.test(output) ? 'bad' : /NODATA|no signature|not a detached/i.test(output) ? 'unsigned' : 'refused';
+      return { refused };
+    });
+    if ('refused' in result) return { refused: result.refused, why: REFUSALS[result.refused] };
+    const valid = [...result.stdout.matchAll(/^\[GNUPG:\] VALIDSIG ([0-9A-F]{40,64}) /gm)].map((m) => m[1]!);
+    if (valid.length === 0) throw new SignatureError(`gpgv accepted ${args.join(' ')} but reported no VALIDSIG`, { hint: 'Refusing an unexplained success.' });
+    return { valid };
   } finally {
     await rm(home, { recursive: true, force: true });
   }
