@@ -155,3 +155,53 @@ for (const [line, ok] of torrcRules) {
     t.is(result.exitCode === 0, ok, String(result.stderr));
   });
 }
+
+// --- what the RAM sets (mem.sh) -------------------------------------------------------------
+
+async function memBox(totalKb: number, torrc = 'Nickname small\nORPort 9001\n') {
+  const b = await box();
+  await writeFile(b.torrc, torrc);
+  const meminfo = `${b.root}/meminfo`;
+  await writeFile(meminfo, `MemTotal:       ${totalKb} kB\nMemFree:        1000 kB\n`);
+  return { b, env: { TRD_MEMINFO: meminfo } };
+}
+
+const memories: [number, string, string][] = [
+  // 96 MiB: tor's server minimum for the queues, and no directory cache.
+  [98_304, '--MaxMemInQueues 64MB\n--DirCache 0', '36864 6144 3072'],
+  // 256 MiB: half the RAM; still under tor's 300 MB for a directory cache.
+  [262_144, '--MaxMemInQueues 128MB\n--DirCache 0', '98304 16384 8192'],
+  // 1 GiB: half the RAM, a directory cache as tor's default.
+  [1_048_576, '--MaxMemInQueues 512MB', '393216 65536 32768'],
+  // 64 GiB on x86_64: tor's largest default.
+  [67_108_864, '--MaxMemInQueues 8192MB', '25165824 4194304 2097152'],
+];
+
+for (const [kb, options, tmpfs] of memories) {
+  test(`memory: ${kb / 1024} MiB of RAM sets ${options.replace(/\n/g, ' ')}; tmpfs ${tmpfs} KiB`, async (t) => {
+    const { b, env } = await memBox(kb);
+    const result = await sh(b, 'mem_tor_options; echo "$(mem_tmpfs_kb /var/lib/tor) $(mem_tmpfs_kb /tmp) $(mem_tmpfs_kb /run)"', { env });
+    t.is(result.exitCode, 0, String(result.stderr));
+    t.is(String(result.stdout), `${options}\n${tmpfs}`);
+  });
+}
+
+test('memory: a small machine keeps at least 4 MiB of /tmp and 2 MiB of /run', async (t) => {
+  const { b, env } = await memBox(32_768);
+  const result = await sh(b, 'echo "$(mem_tmpfs_kb /tmp) $(mem_tmpfs_kb /run)"', { env });
+  t.is(String(result.stdout), '4096 2048');
+});
+
+test('memory: the operator\'s torrc wins, and the status says where each value comes from', async (t) => {
+  const { b, env } = await memBox(98_304, 'Nickname small\nMaxMemInQueues 80 MB\ndircache 1\n');
+  const result = await sh(b, 'echo "[$(mem_tor_options)]"; mem_source MaxMemInQueues; mem_source DirCache', { env });
+  t.is(String(result.stdout), '[]\nthe torrc\nthe torrc');
+  const big = await memBox(1_048_576);
+  t.is(String((await sh(big.b, 'mem_source DirCache', { env: big.env })).stdout), "tor's default");
+});
+
+test('memory: without a readable MemTotal the image sets nothing and tor keeps its defaults', async (t) => {
+  const { b } = await memBox(0);
+  const result = await sh(b, 'echo "[$(mem_tor_options)]" "[$(mem_tmpfs_kb /tmp)]"', { env: { TRD_MEMINFO: `${b.root}/absent` } });
+  t.is(String(result.stdout), '[] []');
+});

@@ -57,17 +57,22 @@ test('status asks the control port with the cookie, which never appears in argv'
     'status/reachability-succeeded/or': '1',
     'traffic/read': '3145728',
     'traffic/written': '1048576',
+    MaxMemInQueues: '67108864',
+    DirCache: '0',
   };
   const control = await startControlPort(cookie, answers);
   t.teardown(() => control.close());
   await writeFile(join(b.run, 'control.authcookie'), cookie);
   await writeFile(join(b.run, 'tor.pid'), `${process.pid}\n`);
   await seed(b);
+  // A 96 MiB machine: the image set MaxMemInQueues and DirCache from its RAM.
+  const meminfo = join(b.root, 'meminfo');
+  await writeFile(meminfo, 'MemTotal:          98304 kB\nMemFree:           50000 kB\n');
   const trace = join(b.root, 'execve.log');
-  const result = await sh(b, 'status_show && tor_reload', { env: { TRD_CONTROL_PORT: String(control.port), TRD_TOR: 'true' }, trace });
+  const result = await sh(b, 'status_show && tor_reload', { env: { TRD_CONTROL_PORT: String(control.port), TRD_TOR: 'true', TRD_MEMINFO: meminfo }, trace });
   t.is(result.exitCode, 0, String(result.stderr));
   const out = String(result.stdout);
-  for (const line of ['tor: running', 'version: 0.4.9.15', 'bootstrap: 100% (Done)', `fingerprint: ${answers.fingerprint}`, 'ORPort reachable: yes', 'read: 3145728 bytes (3 MiB)', 'written: 1048576 bytes (1 MiB)', 'tor reloaded its torrc']) {
+  for (const line of ['tor: running', 'version: 0.4.9.15', 'bootstrap: 100% (Done)', `fingerprint: ${answers.fingerprint}`, 'ORPort reachable: yes', 'read: 3145728 bytes (3 MiB)', 'written: 1048576 bytes (1 MiB)', 'MaxMemInQueues: 64 MiB, set from 96 MiB of RAM', 'DirCache: 0, set from 96 MiB of RAM', 'tor reloaded its torrc']) {
     t.true(out.includes(line), line);
   }
   t.regex(out, /signing key certificate: .* UTC/);
@@ -135,6 +140,22 @@ test('boot import: passphrase and password from fw_cfg, nothing asked on the con
   t.is(result.exitCode, 0, String(result.stderr));
   t.notRegex(String(result.stdout), /password for|passphrase for/);
   t.is((await snapshot(b)).torrc, 'Nickname fromboot\n');
+});
+
+test('boot import from anonymous FTP: no password is asked, the passphrase comes from fw_cfg', async (t) => {
+  const b = await box();
+  await seed(b);
+  const server = await startFtpServer({ user: 'anonymous', password: '' });
+  t.teardown(() => server.close());
+  server.files.set('r1.trd', hostSeal(tarArchive([{ path: 'torrc', body: 'Nickname anonymous\n' }, { path: 'keys/', type: 'dir' }]), Buffer.from(PASSPHRASE), 100_000));
+  await mkdir(join(b.env.TRD_FWCFG!, 'passphrase'), { recursive: true });
+  await writeFile(join(b.env.TRD_FWCFG!, 'passphrase', 'raw'), `${PASSPHRASE}\n`);
+  // Nothing on standard input: a question would fail the import.
+  const result = await sh(b, 'cmdline_reset; CMD_IMPORT=$1; boot_import </dev/null', { args: [`ftp://127.0.0.1:${server.port}/r1.trd`] });
+  t.is(result.exitCode, 0, String(result.stderr));
+  t.notRegex(String(result.stdout), /password/);
+  t.deepEqual(server.passwords, ['']);
+  t.is((await snapshot(b)).torrc, 'Nickname anonymous\n');
 });
 
 test('FTP without EPSV: PASV, a multi-line greeting, and the data port on the control host only', async (t) => {

@@ -38,7 +38,11 @@ boot_network() {
 boot_import() {
 	TRD_HOSTKEY=$CMD_HOSTKEY
 	url_parse "$CMD_IMPORT" || return 1
-	fwcfg_read password TRD_PASSWORD || ask_secret TRD_PASSWORD "password for $URL_USER@$URL_HOST (empty: none)" || return 1
+	if url_anonymous; then
+		TRD_PASSWORD=''
+	else
+		fwcfg_read password TRD_PASSWORD || ask_secret TRD_PASSWORD "password for $URL_USER@$URL_HOST (empty: none)" || return 1
+	fi
 	_bi=$(private_dir trd-import) || return 1
 	transfer_fetch "$CMD_IMPORT" "$_bi/bundle" && boot_open "$_bi/bundle"
 	_bi_rc=$?

@@ -48,7 +48,8 @@ status_show() {
 	if ! _ss_pid=$(tor_pid); then say "tor: not running"; return 0; fi
 	say "tor: running, pid $_ss_pid"
 	_ss=$(ctl_session 'GETINFO version' 'GETINFO status/bootstrap-phase' 'GETINFO fingerprint' \
-		'GETINFO status/reachability-succeeded/or' 'GETINFO traffic/read' 'GETINFO traffic/written') || return 1
+		'GETINFO status/reachability-succeeded/or' 'GETINFO traffic/read' 'GETINFO traffic/written' \
+		'GETCONF MaxMemInQueues' 'GETCONF DirCache') || return 1
 	status_lines "$_ss"
 }
 
@@ -65,4 +66,6 @@ status_lines() {
 	esac
 	say "read: $(bytes_text "$(printf '%s\n' "$1" | ctl_value traffic/read)")"
 	say "written: $(bytes_text "$(printf '%s\n' "$1" | ctl_value traffic/written)")"
+	say "MaxMemInQueues: $(printf '%s\n' "$1" | ctl_value MaxMemInQueues | awk '{ printf "%d MiB", $1 / 1048576 }'), $(mem_source MaxMemInQueues)"
+	say "DirCache: $(printf '%s\n' "$1" | ctl_value DirCache || echo unknown), $(mem_source DirCache)"
 }

@@ -16,6 +16,12 @@ tor_forced() {
 		--CookieAuthentication 1 --CookieAuthFile "$TRD_RUNDIR/control.authcookie" --SocksPort 0
 }
 
+# tor_args: the forced options, then what the RAM sets where the torrc is silent (mem.sh).
+tor_args() {
+	tor_forced
+	mem_tor_options
+}
+
 # tor_dirs: DataDirectory and the run directory, owned by tor and private to it.
 tor_dirs() {
 	mkdir -p "$TRD_DATADIR/keys" "$TRD_RUNDIR" &&
@@ -28,7 +34,7 @@ tor_verify() {
 	[ -f "$TRD_TORRC" ] || { warn "there is no torrc: generate or import one first"; return 1; }
 	torrc_check "$TRD_TORRC" || return 1
 	# shellcheck disable=SC2046
-	_tv=$("$TRD_TOR" --hush -f "$TRD_TORRC" $(tor_forced) --verify-config 2>&1) && return 0
+	_tv=$("$TRD_TOR" --hush -f "$TRD_TORRC" $(tor_args) --verify-config 2>&1) && return 0
 	printf '%s\n' "$_tv"
 	warn "tor does not accept the torrc (see above)"
 	return 1
@@ -43,7 +49,7 @@ tor_start() {
 	rm -f "$TRD_RUNDIR/control.authcookie"
 	# Warnings before it detaches reach the console (not a log); the daemon's stdio is /dev/null.
 	# shellcheck disable=SC2046
-	"$TRD_TOR" --hush -f "$TRD_TORRC" $(tor_forced) </dev/null || { warn "tor did not start"; return 1; }
+	"$TRD_TOR" --hush -f "$TRD_TORRC" $(tor_args) </dev/null || { warn "tor did not start"; return 1; }
 	# The parent returns before the daemon has written its PidFile: wait for it.
 	_tst=0
 	until tor_running; do

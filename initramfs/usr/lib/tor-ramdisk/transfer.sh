@@ -33,6 +33,7 @@ transfer_ask() {
 		ask TRD_HOSTKEY "host key of $URL_HOST (SHA256:…, from the server's admin)" "${TRD_HOSTKEY:-}" || return 1
 		valid_fingerprint "$TRD_HOSTKEY" || { warn "that is not a SHA256:… fingerprint"; return 1; }
 	fi
+	if url_anonymous; then TRD_PASSWORD=''; return 0; fi
 	fwcfg_read password TRD_PASSWORD && return 0
 	if [ "$URL_PROTO" = scp ]; then
 		ask_secret TRD_PASSWORD "SSH password for $URL_USER@$URL_HOST (empty: use the SSH key)"

@@ -45,6 +45,9 @@ url_check() {
 	valid_remote_path "$URL_PATH" || { warn "\"$1\": the path may use only letters, digits and ._/@+:~-"; return 1; }
 }
 
+# url_anonymous: the parsed URL is anonymous FTP, which has no password to ask for.
+url_anonymous() { [ "$URL_PROTO" = ftp ] && [ "$URL_USER" = anonymous ]; }
+
 # fwcfg_read NAME VAR: QEMU's -fw_cfg name=opt/tor-ramdisk/NAME,file=… into VAR (first line).
 fwcfg_read() {
 	[ -r "$TRD_FWCFG/$1/raw" ] || return 1
