@@ -286,7 +286,9 @@ ${configHelp}
     usage: `tor-ramdisk smoke [--arch A|all] [--image DIR] [--scenario NAME…] [options]
 
 Runs the smoke scenarios on each arch's ISO: the one the build makes (cached stages are taken
-from the cache), or the one in DIR (a release directory). Guests have no network.
+from the cache), or the one in DIR (a release directory). Guests have no network, but for
+the relay scenario's: a private Tor network in a network namespace of its own, with no route
+out (directory authority, exit, middle relay and client: Debian's tor, never its service).
 Scenarios: ${SCENARIOS.map((s) => `${s.name}${s.arches ? ` (${s.arches.join(', ')})` : ''}`).join(', ')}.
 
 ${configHelp}

@@ -4,16 +4,15 @@ import { ARCHES } from './config/schema.js';
 import { LOCK_TOOLS } from './engine/lock.js';
 import { stageTools } from './engine/stage.js';
 import { uniqueTools, type HostTool } from './engine/tools.js';
+import { SMOKE_TOOLS } from './qemu/smoke.js';
 import { REMOTE_TOOLS } from './remote/cache.js';
 import { FETCH_TOOLS } from './sources/fetch.js';
 import { stages } from './stages/index.js';
 
-/** What the test suite runs besides the build's own tools: QEMU for boots, servers to talk to. */
+/** What the test suite runs besides the build's own tools: the smoke scenarios', servers to talk to. */
 export const testTools: readonly HostTool[] = [
-  { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
-  { command: 'qemu-system-i386', package: 'qemu-system-x86' },
-  // UEFI firmware for the x86_64 ISO's UEFI boot (qemu/x86_64.json names the file).
-  { file: '/usr/share/ovmf/OVMF.fd', package: 'ovmf' },
+  // QEMU and the private Tor network, as `tor-ramdisk smoke` runs them.
+  ...SMOKE_TOOLS,
   // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
   { file: '/bin/busybox', package: 'busybox-static' },
   { command: 'strace', package: 'strace' },

@@ -4,6 +4,7 @@ import type { Arch } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { startInteractive } from '../exec.js';
 import { projectRoot } from '../paths.js';
+import { assertIsolated, type Namespace } from '../testnet/netns.js';
 
 /** A machine definition, `qemu/<arch>.json`: the CPU model is pinned (TCG quirks differ by model). */
 export interface Machine {
@@ -25,10 +26,13 @@ export async function readMachine(arch: Arch): Promise<Machine> {
 }
 
 /**
- * Guest networking. There is no other kind: user networking with restrict=on, so the guest
- * reaches only what a forward names, and forwards name only 127.0.0.1.
+ * Guest networking, of two kinds only. User networking with restrict=on, so the guest reaches
+ * only what a forward names, and forwards name only 127.0.0.1; or the tap of a namespace of
+ * our own (pipeline/testnet), checked again before QEMU starts that it has no way out.
  */
-export interface GuestNetwork {
+export type GuestNetwork = UserNetwork | { tap: Namespace };
+
+export interface UserNetwork {
   /** `tcp:127.0.0.1:HOSTPORT-:GUESTPORT`: host 127.0.0.1:HOSTPORT reaches the guest (never `tcp::`, which binds every address). */
   hostfwd?: string[];
   /**
@@ -45,6 +49,8 @@ export type BootMedium =
 
 export type BootOptions = BootMedium & {
   arch: Arch;
+  /** The guest's RAM, if not the machine definition's. */
+  memoryMb?: number;
   /** Extra devices, e.g. `virtio-rng-pci`. */
   devices?: string[];
   network?: GuestNetwork;
@@ -74,7 +80,7 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
     '-cpu',
     machine.cpu,
     '-m',
-    String(machine.memoryMb),
+    String(options.memoryMb ?? machine.memoryMb),
     '-display',
     'none',
     '-serial',
@@ -88,6 +94,8 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
   for (const item of options.fwCfg ?? []) args.push('-fw_cfg', item);
   if (!options.network) {
     args.push('-nic', 'none');
+  } else if ('tap' in options.network) {
+    args.push('-netdev', `tap,id=net0,ifname=${options.network.tap.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=net0');
   } else {
     for (const forward of [...(options.network.hostfwd ?? []), ...(options.network.guestfwd ?? [])]) {
       const local = forward.startsWith('tcp:127.0.0.1:') || /-(tcp:127\.0\.0\.1:|cmd:busybox nc 127\.0\.0\.1 )\d+$/.test(forward);
@@ -116,7 +124,13 @@ export interface Guest {
 
 export async function boot(options: BootOptions): Promise<Guest> {
   const machine = await readMachine(options.arch);
-  const child = startInteractive(machine.binary, qemuArgs(machine, options), { timeoutMs: options.timeoutMs });
+  let [command, args] = [machine.binary, qemuArgs(machine, options)];
+  if (options.network && 'tap' in options.network) {
+    // QEMU opens the tap inside its namespace, so it runs there.
+    await assertIsolated(options.network.tap);
+    [command, args] = options.network.tap.exec(command, args);
+  }
+  const child = startInteractive(command, args, { timeoutMs: options.timeoutMs });
   let output = '';
   // Where the next wait starts reading: the end of the previous match.
   let cursor = 0;

@@ -1,13 +1,27 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
-import { InputError, TorRamdiskError } from '../errors.js';
+import { installCommand, missingTools, toolName, type HostTool } from '../engine/tools.js';
+import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
+import { GUEST_NET, startTestnet, TESTNET, TESTNET_TOOLS, type Testnet } from '../testnet/network.js';
 import { boot, type BootMedium, type BootOptions } from './boot.js';
 
-/** One exchange on the serial console: wait for `expect` (within `timeoutMs`), then type `type`. */
-export interface Step {
-  expect: RegExp;
-  timeoutMs: number;
-  type?: string;
-}
+/** What the scenarios run: QEMU, UEFI firmware, and the private Tor network's programs. */
+export const SMOKE_TOOLS: readonly HostTool[] = [
+  { command: 'qemu-system-x86_64', package: 'qemu-system-x86' },
+  { command: 'qemu-system-i386', package: 'qemu-system-x86' },
+  // UEFI firmware for the x86_64 ISO's UEFI boot (qemu/x86_64.json names the file).
+  { file: '/usr/share/ovmf/OVMF.fd', package: 'ovmf' },
+  ...TESTNET_TOOLS,
+];
+
+/**
+ * One step: an exchange on the serial console (wait for `expect` within `timeoutMs`, then type
+ * `type`), or a check on the private Tor network. `mark` names the moment it completes, for
+ * the figures.
+ */
+export type Step = ({ expect: RegExp; type?: string } | { testnet: 'running' | 'circuit' }) & { timeoutMs: number; mark?: string };
 
 /** A smoke scenario is data: the medium, the machine, the exchange, and how the guest must end. */
 export interface Scenario {
@@ -16,6 +30,14 @@ export interface Scenario {
   /** The arches it runs on (default: every arch). */
   arches?: readonly Arch[];
   boot: (iso: string) => BootMedium & { fwCfg?: string[] };
+  /** The guest's RAM, if not the machine definition's. */
+  memoryMb?: number;
+  /**
+   * The guest joins a private Tor network (pipeline/testnet) on a tap, and a relay identity
+   * for this network waits for it, sealed, on the network's FTP server as RELAY_URL; its
+   * passphrase reaches the guest through fw_cfg.
+   */
+  testnet?: boolean;
   steps: readonly Step[];
   /** The whole run's limit; the guest is ended after it whatever happens. */
   timeoutMs: number;
@@ -62,6 +84,10 @@ const NEW_RELAY_TORRC: readonly Step[] = [
   { expect: /written to [^\n]*\n\n\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
 ];
 
+/** The relay identity a testnet scenario imports. */
+const RELAY = 'smoke';
+const RELAY_URL = `ftp://${TESTNET.authority}/${RELAY}.trd`;
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
@@ -88,6 +114,25 @@ export const SCENARIOS: readonly Scenario[] = [
     timeoutMs: 600_000,
   },
   {
+    name: 'relay',
+    description: `power on with 96 MiB into a private Tor network, nothing typed but the boot line: the relay identity imported over anonymous FTP with the passphrase from fw_cfg, tor started with MaxMemInQueues and DirCache set from the RAM; the relay Running in the consensus, and a circuit with it as the middle hop carries a file whose bytes match`,
+    testnet: true,
+    memoryMb: 96,
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1\n` },
+      { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 240_000 },
+      { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000, mark: 'tor started' },
+      { testnet: 'running', timeoutMs: 420_000, mark: 'Running in the consensus' },
+      { testnet: 'circuit', timeoutMs: 180_000, mark: 'circuit through it' },
+      { expect: MENU, timeoutMs: 30_000, type: '5\n' },
+      { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 30_000 },
+      { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
+      ...HALT,
+    ],
+    timeoutMs: 1_200_000,
+  },
+  {
     name: 'menu-uefi',
     description: 'the ISO as a disk (a USB stick) through UEFI, the kernel its own EFI application, to the menu; then power off',
     arches: ['x86_64'],
@@ -102,6 +147,8 @@ export interface SmokeResult {
   scenario: string;
   arch: Arch;
   seconds: number;
+  /** Seconds from power on to each marked step. */
+  marks: Record<string, number>;
   transcript: string;
 }
 
@@ -117,21 +164,51 @@ export function scenariosFor(arch: Arch, names: readonly string[] = []): Scenari
 
 /** Runs one scenario on an ISO; a step that does not come is a failed smoke test, with the transcript. */
 export async function runScenario(arch: Arch, iso: string, scenario: Scenario): Promise<SmokeResult> {
-  const started = Date.now();
-  const guest = await boot({ arch, ...scenario.boot(iso), timeoutMs: scenario.timeoutMs } as BootOptions);
+  const failed = (why: string) =>
+    new TorRamdiskError('ERR_SMOKE', 'build', `smoke ${scenario.name} (${arch}) failed: ${why}`, { hint: `The image at ${iso} does not do what ${scenario.name} expects: ${scenario.description}.` });
+  const missing = missingTools(SMOKE_TOOLS);
+  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
+  const testnet = scenario.testnet ? await startTestnet() : undefined;
   try {
-    for (const step of scenario.steps) {
-      await guest.waitFor(step.expect, step.timeoutMs).catch((error: Error) => {
-        throw new TorRamdiskError('ERR_SMOKE', 'build', `smoke ${scenario.name} (${arch}) failed: ${error.message}`, { hint: `The image at ${iso} does not do what ${scenario.name} expects: ${scenario.description}.` });
-      });
-      if (step.type) guest.type(step.type);
+    const medium = scenario.boot(iso);
+    const fwCfg = [...(medium.fwCfg ?? [])];
+    const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
+    const started = Date.now();
+    const marks: Record<string, number> = {};
+    const guest = await boot({ arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions);
+    try {
+      for (const step of scenario.steps) {
+        if ('testnet' in step) {
+          const check = step.testnet === 'running' ? testnet!.waitForRelay(relay!, step.timeoutMs) : testnet!.fetchThrough(relay!, step.timeoutMs);
+          await check.catch(async (error: Error) => {
+            throw failed(`${error.message}\nthe testnet's nodes:\n${await testnet!.logs()}\nthe guest's console:\n${guest.output().slice(-3000)}`);
+          });
+        } else {
+          await guest.waitFor(step.expect, step.timeoutMs).catch((error: Error) => {
+            throw failed(error.message);
+          });
+          if (step.type) guest.type(step.type);
+        }
+        if (step.mark) marks[step.mark] = (Date.now() - started) / 1000;
+      }
+      const { exitCode, timedOut } = await guest.exited;
+      if (timedOut || exitCode !== 0) throw failed(`the guest did not power off (${timedOut ? 'timed out' : `QEMU exit ${exitCode}`}); its output:\n${guest.output().slice(-3000)}`);
+      return { scenario: scenario.name, arch, seconds: (Date.now() - started) / 1000, marks, transcript: guest.output() };
+    } finally {
+      guest.kill();
     }
-    const { exitCode, timedOut } = await guest.exited;
-    if (timedOut || exitCode !== 0) {
-      throw new TorRamdiskError('ERR_SMOKE', 'build', `smoke ${scenario.name} (${arch}) failed: the guest did not power off (${timedOut ? 'timed out' : `QEMU exit ${exitCode}`}); its output:\n${guest.output().slice(-3000)}`);
-    }
-    return { scenario: scenario.name, arch, seconds: (Date.now() - started) / 1000, transcript: guest.output() };
   } finally {
-    guest.kill();
+    await testnet?.stop();
   }
+}
+
+/** The relay identity on the testnet's FTP server, its passphrase in a file for fw_cfg; its fingerprint. */
+async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<string> {
+  const passphrase = randomBytes(24).toString('base64');
+  const { fingerprint, url } = await testnet.addRelay(RELAY, passphrase);
+  if (url !== RELAY_URL) throw new Error(`the testnet serves the relay at ${url}, not ${RELAY_URL}`);
+  const file = join(testnet.dir, 'passphrase');
+  await writeFile(file, `${passphrase}\n`, { mode: 0o600 });
+  fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`);
+  return fingerprint;
 }
