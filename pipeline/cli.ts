@@ -15,7 +15,7 @@ import { bump } from './sources/bump.js';
 import { releaseImages } from './release/images.js';
 import { imageSbom, projectVersion, validateSbom } from './release/sbom.js';
 import { makeRelease } from './release/release.js';
-import { runScenario, scenariosFor, SCENARIOS } from './qemu/smoke.js';
+import { runScenario, scenariosFor, SCENARIOS, testnetSession } from './qemu/smoke.js';
 import { DEBIAN_ARCHIVE } from './sources/debian.js';
 import { defaultKeysDir } from './sources/signature.js';
 import { RemoteCache } from './remote/cache.js';
@@ -99,6 +99,23 @@ async function withoutServiceStarts<T>(install: () => Promise<T>): Promise<T> {
   } finally {
     if (written) await rm(hook, { force: true });
   }
+}
+
+/** The ISO to boot for an arch: the one in --image DIR, or the one the build makes (cached stages taken from the cache). */
+async function isoFor(values: Record<string, unknown>, arch: Arch): Promise<string> {
+  if (values.image !== undefined) {
+    const dir = String(values.image);
+    const found = (await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+      throw localFsError(error, `cannot read --image ${dir}`) ?? error;
+    })).filter((f) => f.endsWith('.iso') && f.includes(`-${arch}`));
+    if (found.length !== 1) throw new InputError(`--image ${dir}: ${found.length === 0 ? 'no' : 'more than one'} ISO for ${arch} there (tor-ramdisk-*-${arch}*.iso)`);
+    return join(dir, found[0]!);
+  }
+  const config = await configFor(selection(values, arch));
+  const dirs = await openCache(cacheRootFrom(values.cache));
+  const outputs = await buildStages({ registry: stages, targets: ['iso'], config, pins: await loadPins(), store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
+  const dir = outputs.find((o) => o.stage === 'iso')!.dir;
+  return join(dir, (await readdir(dir)).find((f) => f.endsWith('.iso'))!);
 }
 
 function renderer(): Renderer {
@@ -297,29 +314,53 @@ ${configHelp}
     options: { ...common, image: { type: 'string' }, scenario: { type: 'string', multiple: true } },
     async run(values) {
       for (const arch of archList(values.arch)) {
-        const config = await configFor(selection(values, arch));
         const scenarios = scenariosFor(arch, (values.scenario as string[] | undefined) ?? []);
-        let iso: string;
-        if (values.image !== undefined) {
-          const dir = String(values.image);
-          const found = (await readdir(dir).catch((error: NodeJS.ErrnoException) => {
-            throw localFsError(error, `cannot read --image ${dir}`) ?? error;
-          })).filter((f) => f.endsWith('.iso') && f.includes(`-${arch}`));
-          if (found.length !== 1) throw new InputError(`--image ${dir}: ${found.length === 0 ? 'no' : 'more than one'} ISO for ${arch} there (tor-ramdisk-*-${arch}*.iso)`);
-          iso = join(dir, found[0]!);
-        } else {
-          const pins = await loadPins();
-          const dirs = await openCache(cacheRootFrom(values.cache));
-          const outputs = await buildStages({ registry: stages, targets: ['iso'], config, pins, store: dirs.store, downloads: dirs.downloads, renderer: renderer() });
-          const dir = outputs.find((o) => o.stage === 'iso')!.dir;
-          iso = join(dir, (await readdir(dir)).find((f) => f.endsWith('.iso'))!);
-        }
+        const iso = await isoFor(values, arch);
         for (const scenario of scenarios) {
           console.log(`${arch}: ${scenario.name}: ${scenario.description}`);
           const result = await runScenario(arch, iso, scenario);
           console.log(`${arch}: ${scenario.name}: passed in ${result.seconds.toFixed(0)} s`);
         }
       }
+    },
+  },
+  testnet: {
+    summary: 'a private Tor network in a network namespace of its own, the image booted into it as a relay, its console here',
+    usage: `tor-ramdisk testnet [--arch A] [--image DIR] [--memory MB] [options]
+
+Starts a private Tor network (a directory authority that is also an FTP server, an exit, a
+middle relay and a client: Debian's tor, never its service) in a network namespace with no
+route out, checked before anything starts; seals a new relay identity for it on the FTP server;
+and powers the ISO on into the network (as the smoke scenarios take it, or from --image DIR)
+with its serial console on this terminal, the boot line typed for it (static address, import
+from the FTP server, tor started; the passphrase comes by fw_cfg). It says when the relay is in
+the consensus and when a circuit through it has carried a file. Ctrl-] ends the guest and the
+network.
+
+${configHelp}
+  --image DIR     take the ISO from DIR (tor-ramdisk-*-<arch>*.iso)
+  --memory MB     the guest's RAM (default: the machine definition's, qemu/<arch>.json)`,
+    options: { ...common, image: { type: 'string' }, memory: { type: 'string' } },
+    async run(values) {
+      const [arch] = archList(values.arch);
+      if (archList(values.arch).length !== 1) throw new InputError('testnet boots one arch: --arch x86_64 or --arch i686');
+      const memory = values.memory === undefined ? undefined : Number(values.memory);
+      if (memory !== undefined && !(Number.isInteger(memory) && memory >= 32 && memory <= 65536)) throw new InputError(`--memory ${String(values.memory)}: a whole number of MiB from 32 to 65536`);
+      const iso = await isoFor(values, arch!);
+      const stdin = process.stdin;
+      let quit: () => void = () => undefined;
+      const end = new Promise<void>((resolve) => (quit = resolve));
+      await testnetSession(arch!, iso, memory, {
+        input: (type) => {
+          if (stdin.isTTY) stdin.setRawMode(true);
+          stdin.on('data', (chunk: Buffer) => (chunk.includes(0x1d) ? quit() : type(chunk.toString('utf8'))));
+        },
+        output: (text) => process.stdout.write(text),
+        end,
+        note: (line) => process.stderr.write(`\r\ntestnet: ${line.replace(/\n/g, '\r\n')}\r\n`),
+      });
+      if (stdin.isTTY) stdin.setRawMode(false);
+      stdin.pause();
     },
   },
   release: {

@@ -11,7 +11,7 @@ const run = (...args: string[]) => execa('node', [cli, ...args], { reject: false
 test('--help lists the commands and the exit codes', async (t) => {
   const result = await run('--help');
   t.is(result.exitCode, 0);
-  for (const command of ['fetch', 'plan', 'build', 'kernel', 'config', 'doctor', 'clean']) t.regex(result.stdout, new RegExp(`^  ${command} `, 'm'));
+  for (const command of ['fetch', 'plan', 'build', 'smoke', 'testnet', 'kernel', 'config', 'doctor', 'clean']) t.regex(result.stdout, new RegExp(`^  ${command} `, 'm'));
   t.regex(result.stdout, /exit codes: 0 ok, 1 internal error, 2 bad input, 3 verification failed, 4 build failed, 5 missing host tool, 6 fetch failed, 7 local filesystem/);
   const build = await run('build', '--help');
   t.is(build.exitCode, 0);
@@ -29,6 +29,12 @@ test('bad input exits 2 with a message that says what to do', async (t) => {
   const arch = await run('plan', '--arch', 'arm64');
   t.is(arch.exitCode, 2);
   t.regex(arch.stderr, /--arch arm64: expected x86_64, i686 or all/);
+  const testnet = await run('testnet', '--arch', 'all');
+  t.is(testnet.exitCode, 2);
+  t.regex(testnet.stderr, /testnet boots one arch/);
+  const memory = await run('testnet', '--memory', '16');
+  t.is(memory.exitCode, 2);
+  t.regex(memory.stderr, /--memory 16: a whole number of MiB from 32 to 65536/);
 });
 
 test('config --explain names the layer of every value; a locked key reversed in a user file exits 2', async (t) => {

@@ -56,6 +56,8 @@ export type BootOptions = BootMedium & {
   network?: GuestNetwork;
   /** Data for the guest through fw_cfg (`name=opt/...,file=...`): never on the command line. */
   fwCfg?: string[];
+  /** Called with each piece of serial output as it comes (a console shown live). */
+  onOutput?: (text: string) => void;
   timeoutMs: number;
 };
 
@@ -137,6 +139,7 @@ export async function boot(options: BootOptions): Promise<Guest> {
   let stderr = '';
   const waiters = new Set<() => void>();
   child.stdout!.on('data', (chunk: Buffer) => {
+    options.onOutput?.(chunk.toString('utf8'));
     output += chunk.toString('utf8').replace(/\r/g, '');
     for (const wake of waiters) wake();
   });

@@ -202,6 +202,40 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
   }
 }
 
+/**
+ * `tor-ramdisk testnet`: the private Tor network, and the ISO powered on into it with its serial
+ * console on `io` (typed text in, output out); `note` hears how the relay does. Ends when the
+ * guest powers off or `io.end` fires.
+ */
+export async function testnetSession(arch: Arch, iso: string, memoryMb: number | undefined, io: { input: (type: (text: string) => void) => void; output: (text: string) => void; end: Promise<void>; note: (line: string) => void }): Promise<void> {
+  const missing = missingTools(SMOKE_TOOLS);
+  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
+  io.note('starting the private Tor network…');
+  const testnet = await startTestnet();
+  try {
+    const fwCfg: string[] = [];
+    const fingerprint = await testnetRelay(testnet, fwCfg);
+    const line = `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1`;
+    io.note(`network namespace ${testnet.namespace.name}; relay ${RELAY} ${fingerprint}; boot line: ${line} (the passphrase comes by fw_cfg; Ctrl-] ends the guest and the network)`);
+    const guest = await boot({ arch, image: iso, as: 'cdrom', firmware: 'bios', fwCfg, memoryMb, network: { tap: testnet.namespace }, onOutput: io.output, timeoutMs: 24 * 3600_000 });
+    await guest.waitFor(/boot: $/, 120_000);
+    guest.type(`${line}\n`);
+    io.input((text) => guest.type(text));
+    const started = Date.now();
+    const since = () => `${((Date.now() - started) / 1000).toFixed(0)} s after power on`;
+    void testnet
+      .waitForRelay(fingerprint, 3600_000)
+      .then((flags) => io.note(`the relay is in the consensus (${flags.join(' ')}), ${since()}`))
+      .then(() => testnet.fetchThrough(fingerprint, 600_000))
+      .then(({ bytes }) => io.note(`a circuit authority → ${RELAY} → exit carried ${bytes} bytes, byte for byte, ${since()}`))
+      .catch((error: Error) => io.note(error.message));
+    await Promise.race([guest.exited, io.end]);
+    guest.kill();
+  } finally {
+    await testnet.stop();
+  }
+}
+
 /** The relay identity on the testnet's FTP server, its passphrase in a file for fw_cfg; its fingerprint. */
 async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<string> {
   const passphrase = randomBytes(24).toString('base64');

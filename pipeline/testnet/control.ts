@@ -78,6 +78,11 @@ export class TorControl {
     });
   }
 
+  /** Whether the connection has ended (tor stopped, or `close`). */
+  get isClosed(): boolean {
+    return this.closed !== undefined;
+  }
+
   close(): void {
     this.socket.destroy();
   }

@@ -253,6 +253,7 @@ async function waitForRelay(control: TorControl, fingerprint: string, timeoutMs:
     seen = entry ? `listed with flags ${flags.join(' ') || 'none'}` : `not in the consensus, which lists ${consensusNames(await control.getinfo('ns/all').catch(() => ''))}`;
     // The client needs the relay's microdescriptor too before it can build a circuit through it.
     if (flags.includes('Running') && (await control.getinfo(`md/id/${fingerprint}`).catch(() => ''))) return flags;
+    if (control.isClosed) throw new TorRamdiskError('ERR_TESTNET', 'build', `the testnet's client went away while waiting for relay ${fingerprint}`);
     await sleep(2000);
   } while (Date.now() < until);
   throw new TorRamdiskError('ERR_TESTNET', 'build', `relay ${fingerprint} is not Running in the testnet's consensus after ${Math.round(timeoutMs / 1000)} s (${seen})`);
