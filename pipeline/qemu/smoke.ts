@@ -46,9 +46,9 @@ export interface Scenario {
 /** The operator menu, waiting for a choice. */
 export const MENU = /10 +Halt \(power off\)\n\n> $/;
 
-/** Halt from the menu: no export, power off. */
-const HALT: readonly Step[] = [
-  { expect: MENU, timeoutMs: 360_000, type: '10\n' },
+/** Halt from the menu (its first appearance marked `mark`): no export, power off. */
+const halt = (mark?: string): Step[] => [
+  { expect: MENU, timeoutMs: 360_000, type: '10\n', mark },
   { expect: /export first\? \[y\/N\] $/, timeoutMs: 30_000, type: 'n\n' },
   { expect: /poweroff now\? \[y\/N\] $/, timeoutMs: 30_000, type: 'y\n' },
 ];
@@ -93,7 +93,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'menu-bios',
     description: 'the ISO as a CD through BIOS and isolinux, to the operator menu on the serial console; then power off',
     boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
-    steps: [{ expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' }, ...HALT],
+    steps: [{ expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' }, ...halt('menu')],
     timeoutMs: 480_000,
   },
   {
@@ -109,7 +109,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { expect: MENU, timeoutMs: 30_000, type: '8\n' },
       { expect: /# $/, timeoutMs: 30_000, type: `${SILENCE_CHECK}\nexit\n` },
       { expect: /SILENCE: ok\n/, timeoutMs: 60_000 },
-      ...HALT,
+      ...halt(),
     ],
     timeoutMs: 600_000,
   },
@@ -128,7 +128,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { expect: MENU, timeoutMs: 30_000, type: '5\n' },
       { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 30_000 },
       { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
-      ...HALT,
+      ...halt(),
     ],
     timeoutMs: 1_200_000,
   },
@@ -138,7 +138,7 @@ export const SCENARIOS: readonly Scenario[] = [
     arches: ['x86_64'],
     // Straight from UEFI the kernel has no command line: fw_cfg tells init which console the menu is on.
     boot: (iso) => ({ image: iso, as: 'disk' as const, firmware: 'uefi' as const, fwCfg: ['name=opt/tor-ramdisk/console,string=ttyS0'] }),
-    steps: HALT,
+    steps: halt('menu'),
     timeoutMs: 480_000,
   },
 ];
@@ -181,6 +181,9 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
         if ('testnet' in step) {
           const check = step.testnet === 'running' ? testnet!.waitForRelay(relay!, step.timeoutMs) : testnet!.fetchThrough(relay!, step.timeoutMs);
           await check.catch(async (error: Error) => {
+            // What the relay says of itself, if the menu is there to ask.
+            guest.type('5\n');
+            await guest.waitFor(/\(Enter\) $/, 20_000).catch(() => undefined);
             throw failed(`${error.message}\nthe testnet's nodes:\n${await testnet!.logs()}\nthe guest's console:\n${guest.output().slice(-3000)}`);
           });
         } else {

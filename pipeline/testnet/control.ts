@@ -60,6 +60,12 @@ export class TorControl {
     return first.startsWith(`${key}=`) ? [first.slice(key.length + 1), ...lines.slice(1, -1)].join('\n').trim() : '';
   }
 
+  /** Calls `listener` with every event until the returned function is called. */
+  onEvent(listener: (event: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   /** Resolves with the first event for which `match` returns a value; rejects after `timeoutMs`. */
   waitForEvent<T>(match: (event: string) => T | undefined, timeoutMs: number, what: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {

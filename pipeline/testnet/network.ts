@@ -130,9 +130,13 @@ export async function startTestnet(): Promise<Testnet> {
         `TestingDirAuthVoteGuard ${authority.fingerprint},${middle.fingerprint}`,
       ]],
       // Published without the self-test (it needs three other relays): the guest, which has them, makes its own.
-      [exit, [...relay(exit, TESTNET.exit), 'AssumeReachable 1', 'ExitRelay 1', `ExitPolicy accept ${NET}.0/${TESTNET.prefix}:*`, 'ExitPolicy reject *:*']],
+      // Ports 80 and 443 anywhere as well as the network itself: a policy summary of only private
+      // addresses reads "exits nowhere", and then no node builds general circuits reliably. There
+      // is no anywhere: the namespace has no route.
+      [exit, [...relay(exit, TESTNET.exit), 'AssumeReachable 1', 'ExitRelay 1', `ExitPolicy accept ${NET}.0/${TESTNET.prefix}:*`, 'ExitPolicy accept *:80', 'ExitPolicy accept *:443', 'ExitPolicy reject *:*']],
       [middle, [...relay(middle, TESTNET.middle), 'AssumeReachable 1', 'ExitRelay 0']],
-      [client, [...common(client), `SocksPort unix:${join(client.dir, 'socks')}`, `ControlPort unix:${join(client.dir, 'control')}`]],
+      // A stream waits a minute for its exit's answer: the guest in the middle runs under software emulation.
+      [client, [...common(client), `SocksPort unix:${join(client.dir, 'socks')}`, `ControlPort unix:${join(client.dir, 'control')}`, 'CircuitStreamTimeout 60']],
     ];
     for (const [n, lines] of torrcs) {
       await writeFile(join(n.dir, 'torrc'), `${lines.join('\n')}\n`);
@@ -263,34 +267,50 @@ function consensusNames(all: string): string {
   return all.split('\n').filter((line) => line.startsWith('r ')).map((line) => line.split(' ')[1]).join(', ') || 'nothing';
 }
 
+/** Attempts until the deadline (the guest relays under software emulation, beside other guests): a failed one is tried again on a new circuit. */
 async function fetchThrough(control: TorControl, socksPath: string, path: string[], payload: Buffer, timeoutMs: number): Promise<{ path: string[]; bytes: number }> {
   const until = Date.now() + timeoutMs;
   await control.command('SETEVENTS CIRC STREAM');
   await control.command('SETCONF __LeaveStreamsUnattached=1');
-  let circuit: string | undefined;
-  let built: string[] = [];
-  let why = '';
-  while (!circuit && Date.now() < until) {
-    const { lines } = await control.command(`EXTENDCIRCUIT 0 ${path.join(',')}`);
-    const id = /^EXTENDED (\d+)/.exec(lines[0] ?? '')?.[1];
-    if (!id) throw new TorRamdiskError('ERR_TESTNET', 'build', `EXTENDCIRCUIT answered ${lines.join(' ')}`);
-    const event = await control.waitForEvent((e) => (new RegExp(`^CIRC ${id} (BUILT|FAILED|CLOSED)\\b`).test(e) ? e : undefined), 60_000, `end of circuit ${id}`);
-    if (event.startsWith(`CIRC ${id} BUILT`)) {
-      circuit = id;
-      built = (event.split(' ')[3] ?? '').split(',').map((hop) => hop.replace(/^\$/, '').replace(/[~=].*$/, ''));
-    } else {
-      why = event;
+  const failures: string[] = [];
+  do {
+    try {
+      return await fetchOnce(control, socksPath, path, payload);
+    } catch (error) {
+      if (error instanceof TorRamdiskError) throw error;
+      failures.push((error as Error).message);
       await sleep(3000);
     }
-  }
-  if (!circuit) throw new TorRamdiskError('ERR_TESTNET', 'build', `no circuit through ${path[1]} within ${timeoutMs / 1000} s (last: ${why})`);
+  } while (Date.now() < until);
+  throw new TorRamdiskError('ERR_TESTNET', 'build', `nothing came through ${path[1]} within ${Math.round(timeoutMs / 1000)} s: ${failures.join('; ')}`);
+}
+
+/** One circuit authority → relay → exit, one stream on it to the web server, the bytes compared. */
+async function fetchOnce(control: TorControl, socksPath: string, path: string[], payload: Buffer): Promise<{ path: string[]; bytes: number }> {
+  const { lines } = await control.command(`EXTENDCIRCUIT 0 ${path.join(',')}`);
+  const circuit = /^EXTENDED (\d+)/.exec(lines[0] ?? '')?.[1];
+  if (!circuit) throw new TorRamdiskError('ERR_TESTNET', 'build', `EXTENDCIRCUIT answered ${lines.join(' ')}`);
+  const event = await control.waitForEvent((e) => (new RegExp(`^CIRC ${circuit} (BUILT|FAILED|CLOSED)\\b`).test(e) ? e : undefined), 60_000, `the end of circuit ${circuit}`);
+  if (!event.startsWith(`CIRC ${circuit} BUILT`)) throw new Error(event);
+  const built = (event.split(' ')[3] ?? '').split(',').map((hop) => hop.replace(/^\$/, '').replace(/[~=].*$/, ''));
   if (built.join(',') !== path.join(',')) throw new TorRamdiskError('ERR_TESTNET', 'build', `circuit ${circuit} was built through ${built.join(',')}, not ${path.join(',')}`);
+  // The stream is ours to attach: when it is new, and again if tor detaches it (a slow hop).
   const target = `${TESTNET.web}:${TESTNET.webPort}`;
-  const attached = control.waitForEvent((e) => /^STREAM (\d+) NEW 0 (\S+)/.exec(e)?.[2] === target ? /^STREAM (\d+)/.exec(e)![1] : undefined, 30_000, `a new stream to ${target}`)
-    .then((stream) => control.command(`ATTACHSTREAM ${stream} ${circuit}`).then(() => stream));
-  const socket = await socks5(socksPath, TESTNET.web, TESTNET.webPort);
-  const stream = await attached;
-  const response = await httpGet(socket, TESTNET.web, '/payload', Math.max(until - Date.now(), 30_000));
+  let stream: string | undefined;
+  const stop = control.onEvent((e) => {
+    const m = /^STREAM (\d+) (NEW|DETACHED) \d+ (\S+)/.exec(e);
+    if (m && m[3] === target && ((m[2] === 'NEW' && !stream) || m[1] === stream)) {
+      stream = m[1];
+      void control.command(`ATTACHSTREAM ${m[1]} ${circuit}`).catch(() => undefined);
+    }
+  });
+  let response: Buffer;
+  try {
+    const socket = await socks5(socksPath, TESTNET.web, TESTNET.webPort);
+    response = await httpGet(socket, TESTNET.web, '/payload', 60_000);
+  } finally {
+    stop();
+  }
   if (!response.equals(payload)) {
     throw new TorRamdiskError('ERR_TESTNET', 'build', `stream ${stream} through circuit ${circuit} brought back ${response.length} bytes that are not the ${payload.length} the web server holds (sha256 ${createHash('sha256').update(response).digest('hex').slice(0, 16)}…)`);
   }
@@ -308,7 +328,10 @@ function socks5(path: string, address: string, port: number): Promise<Socket> {
     const onData = (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       if (stage === 0 && buffer.length >= 2) {
-        if (buffer[0] !== 5 || buffer[1] !== 0) return reject(new Error(`SOCKS: tor refused the method (${buffer.toString('hex')})`));
+        if (buffer[0] !== 5 || buffer[1] !== 0) {
+          socket.destroy();
+          return reject(new Error(`SOCKS: tor refused the method (${buffer.toString('hex')})`));
+        }
         buffer = buffer.subarray(2);
         stage = 1;
         const request = Buffer.from([5, 1, 0, 1, ...address.split('.').map(Number), port >> 8, port & 255]);
@@ -316,7 +339,10 @@ function socks5(path: string, address: string, port: number): Promise<Socket> {
       }
       if (stage === 1 && buffer.length >= 10) {
         socket.off('data', onData);
-        if (buffer[1] !== 0) return reject(new Error(`SOCKS: tor could not open the stream (reply ${buffer[1]})`));
+        if (buffer[1] !== 0) {
+          socket.destroy();
+          return reject(new Error(`SOCKS: tor could not open the stream (reply ${buffer[1]})`));
+        }
         resolve(socket);
       }
     };
