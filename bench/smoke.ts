@@ -16,7 +16,7 @@ const options = args.length > 0 ? args : ['--set', 'toolchain.variant=host'];
 const arches: Arch[] = options.includes('--arch') ? [options[options.indexOf('--arch') + 1] as Arch] : [...ARCHES];
 const buildOptions = options.filter((_, i) => options[i] !== '--arch' && options[i - 1] !== '--arch');
 // The RAM sizes tried, largest first, until the relay scenario fails.
-const MEMORIES = [96, 80, 72, 64, 56, 48];
+const MEMORIES = [96, 80, 64, 48];
 
 /** The build's output directory of each stage (the build prints one line per stage). */
 async function outputs(arch: Arch): Promise<Record<string, string>> {

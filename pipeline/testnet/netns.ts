@@ -24,7 +24,11 @@ let made = 0;
 /** A new namespace (named after this process, never one that exists) with the bridge, the tap and `addresses` (CIDR) on the bridge. */
 export async function createNamespace(addresses: readonly string[]): Promise<Namespace> {
   const name = `tor-ramdisk-${process.pid}-${made++}`;
-  await ip(['netns', 'add', name]);
+  await ip(['netns', 'add', name]).catch((error: Error) => {
+    throw new TorRamdiskError('ERR_TESTNET_NAMESPACE', 'build', `cannot make the private Tor network's namespace: ${error.message}`, {
+      hint: 'A network namespace needs root (CAP_SYS_ADMIN): run the smoke scenarios and tor-ramdisk testnet as root.',
+    });
+  });
   const ns: Namespace = {
     name,
     bridge: BRIDGE,
