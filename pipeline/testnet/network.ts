@@ -45,8 +45,6 @@ export const GUEST_NET = `trd.net=static,${TESTNET.guest}/${TESTNET.prefix},${TE
 export interface Testnet {
   namespace: Namespace;
   dir: string;
-  /** The `DirAuthority` line every node of this network, the guest included, needs. */
-  dirAuthority: string;
   /** A new relay identity with its torrc for this network, sealed with `passphrase` into the FTP root as NAME.trd. */
   addRelay(nickname: string, passphrase: string): Promise<{ fingerprint: string; url: string }>;
   /** Resolves with the relay's flags once the client's consensus lists it as Running. */
@@ -83,7 +81,8 @@ export async function startTestnet(): Promise<Testnet> {
   };
   const start = (command: string, args: string[]) => {
     const [c, a] = namespace.exec(command, args);
-    const daemon = startInteractive(c, a, { timeoutMs: 6 * 3600_000 });
+    // As long as a guest may run (tor-ramdisk testnet's is a day); stop() ends them sooner.
+    const daemon = startInteractive(c, a, { timeoutMs: 24 * 3600_000 });
     daemon.stdout?.resume();
     daemon.stderr?.resume();
     daemons.push(daemon);
@@ -169,7 +168,6 @@ export async function startTestnet(): Promise<Testnet> {
     return {
       namespace,
       dir,
-      dirAuthority,
       addRelay: async (nickname, passphrase) => {
         const n = await node(dir, nickname);
         const state = join(n.dir, 'state');
