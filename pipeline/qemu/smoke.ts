@@ -162,12 +162,17 @@ export function scenariosFor(arch: Arch, names: readonly string[] = []): Scenari
   return SCENARIOS.filter((s) => (names.length > 0 ? names.includes(s.name) : !s.arches || s.arches.includes(arch)));
 }
 
+/** Exit 5, naming each missing tool, before anything boots. */
+function requireSmokeTools(): void {
+  const missing = missingTools(SMOKE_TOOLS);
+  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
+}
+
 /** Runs one scenario on an ISO; a step that does not come is a failed smoke test, with the transcript. */
 export async function runScenario(arch: Arch, iso: string, scenario: Scenario): Promise<SmokeResult> {
   const failed = (why: string) =>
     new TorRamdiskError('ERR_SMOKE', 'build', `smoke ${scenario.name} (${arch}) failed: ${why}`, { hint: `The image at ${iso} does not do what ${scenario.name} expects: ${scenario.description}.` });
-  const missing = missingTools(SMOKE_TOOLS);
-  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
+  requireSmokeTools();
   const testnet = scenario.testnet ? await startTestnet() : undefined;
   try {
     const medium = scenario.boot(iso);
@@ -211,8 +216,7 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
  * guest powers off or `io.end` fires.
  */
 export async function testnetSession(arch: Arch, iso: string, memoryMb: number | undefined, io: { input: (type: (text: string) => void) => void; output: (text: string) => void; end: Promise<void>; note: (line: string) => void }): Promise<void> {
-  const missing = missingTools(SMOKE_TOOLS);
-  if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
+  requireSmokeTools();
   io.note('starting the private Tor network…');
   const testnet = await startTestnet();
   try {
