@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
 import { installCommand, missingTools, toolName, type HostTool } from '../engine/tools.js';
 import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
+import { open } from '../bundle/format.js';
+import { unpackState, type StateFile } from '../bundle/state.js';
 import { GUEST_NET, startTestnet, TESTNET, TESTNET_TOOLS, type Testnet } from '../testnet/network.js';
 import { boot, type BootMedium, type BootOptions } from './boot.js';
 
@@ -21,7 +23,7 @@ export const SMOKE_TOOLS: readonly HostTool[] = [
  * `type`), or a check on the private Tor network. `mark` names the moment it completes, for
  * the figures.
  */
-export type Step = ({ expect: RegExp; type?: string } | { testnet: 'running' | 'circuit' }) & { timeoutMs: number; mark?: string };
+export type Step = ({ expect: RegExp; type?: string | ((net: Testnet) => string) } | { testnet: 'running' | 'circuit' | 'exported' }) & { timeoutMs: number; mark?: string };
 
 /** A smoke scenario is data: the medium, the machine, the exchange, and how the guest must end. */
 export interface Scenario {
@@ -51,6 +53,23 @@ const halt = (mark?: string): Step[] => [
   { expect: MENU, timeoutMs: 360_000, type: '10\n', mark },
   { expect: /export first\? \[y\/N\] $/, timeoutMs: 30_000, type: 'n\n' },
   { expect: /poweroff now\? \[y\/N\] $/, timeoutMs: 30_000, type: 'y\n' },
+];
+
+/**
+/** The two exports a testnet scenario makes from the menu, and the file name they land as. */
+const EXPORTED = 'smoke-export.trd';
+const EXPORTS: readonly Step[] = [
+  { expect: MENU, timeoutMs: 30_000, type: '3\n' },
+  { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
+  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.ftp}/${EXPORTED}\n` },
+  { expect: /exported to ftp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
+  { expect: MENU, timeoutMs: 30_000, type: '3\n' },
+  { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
+  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.scp}/${EXPORTED}\n` },
+  { expect: /host key of [^\n]*: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.hostKey}\n` },
+  { expect: /SSH password for [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+  { expect: /exported to scp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
+  { testnet: 'exported', timeoutMs: 30_000 },
 ];
 
 /**
@@ -133,6 +152,20 @@ export const SCENARIOS: readonly Scenario[] = [
     timeoutMs: 1_200_000,
   },
   {
+    name: 'export',
+    description: `power on into the private Tor network's namespace as the relay does, then export from the menu to vsftpd by anonymous FTP and to OpenSSH's sshd by SCP (the host key typed, the guest's SSH key from fw_cfg): both bundles open on the host and hold the torrc and every key imported (RSA identity, ed25519 master, signing key and certificate, family key)`,
+    testnet: true,
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1\n` },
+      { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 240_000 },
+      { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000 },
+      ...EXPORTS,
+      ...halt(),
+    ],
+    timeoutMs: 1_200_000,
+  },
+  {
     name: 'menu-uefi',
     description: 'the ISO as a disk (a USB stick) through UEFI, the kernel its own EFI application, to the menu; then power off',
     arches: ['x86_64'],
@@ -178,13 +211,20 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     const medium = scenario.boot(iso);
     const fwCfg = [...(medium.fwCfg ?? [])];
     const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
+    if (testnet) fwCfg.push(`name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
     const started = Date.now();
     const marks: Record<string, number> = {};
     const guest = await boot({ arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions);
     try {
       for (const step of scenario.steps) {
         if ('testnet' in step) {
-          const check = step.testnet === 'running' ? testnet!.waitForRelay(relay!, step.timeoutMs) : testnet!.fetchThrough(relay!, step.timeoutMs);
+          if (step.testnet === 'exported') {
+            const problems = await checkExports(testnet!, relay!);
+            if (problems.length > 0) throw failed(`the exported bundles: ${problems.join('; ')}`);
+            if (step.mark) marks[step.mark] = (Date.now() - started) / 1000;
+            continue;
+          }
+          const check = step.testnet === 'running' ? testnet!.waitForRelay(relay!.fingerprint, step.timeoutMs) : testnet!.fetchThrough(relay!.fingerprint, step.timeoutMs);
           await check.catch(async (error: Error) => {
             // What the relay says of itself, if the menu is there to ask.
             guest.type('5\n');
@@ -195,7 +235,7 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
           await guest.waitFor(step.expect, step.timeoutMs).catch((error: Error) => {
             throw failed(error.message);
           });
-          if (step.type) guest.type(step.type);
+          if (step.type) guest.type(typeof step.type === 'string' ? step.type : step.type(testnet!));
         }
         if (step.mark) marks[step.mark] = (Date.now() - started) / 1000;
       }
@@ -221,9 +261,11 @@ export async function testnetSession(arch: Arch, iso: string, memoryMb: number |
   const testnet = await startTestnet();
   try {
     const fwCfg: string[] = [];
-    const fingerprint = await testnetRelay(testnet, fwCfg);
+    const { fingerprint } = await testnetRelay(testnet, fwCfg);
+    fwCfg.push(`name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
     const line = `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1`;
     io.note(`network namespace ${testnet.namespace.name}; relay ${RELAY} ${fingerprint}; boot line: ${line} (the passphrase comes by fw_cfg; Ctrl-] ends the guest and the network)`);
+    io.note(`exports: ${testnet.uploads.ftp}/NAME, or ${testnet.uploads.scp}/NAME with host key ${testnet.uploads.hostKey} (the guest's SSH key comes by fw_cfg)`);
     const guest = await boot({ arch, image: iso, as: 'cdrom', firmware: 'bios', fwCfg, memoryMb, network: { tap: testnet.namespace }, onOutput: io.output, timeoutMs: 24 * 3600_000 });
     await guest.waitFor(/boot: $/, 120_000);
     guest.type(`${line}\n`);
@@ -243,13 +285,48 @@ export async function testnetSession(arch: Arch, iso: string, memoryMb: number |
   }
 }
 
-/** The relay identity on the testnet's FTP server, its passphrase in a file for fw_cfg; its fingerprint. */
-async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<string> {
+interface Relay {
+  fingerprint: string;
+  passphrase: string;
+  state: StateFile[];
+}
+
+/** The relay identity on the testnet's FTP server, its passphrase in a file for fw_cfg. */
+async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<Relay> {
   const passphrase = randomBytes(24).toString('base64');
-  const { fingerprint, url } = await testnet.addRelay(RELAY, passphrase);
+  const { fingerprint, url, state } = await testnet.addRelay(RELAY, passphrase);
   if (url !== RELAY_URL) throw new Error(`the testnet serves the relay at ${url}, not ${RELAY_URL}`);
   const file = join(testnet.dir, 'passphrase');
   await writeFile(file, `${passphrase}\n`, { mode: 0o600 });
   fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`);
-  return fingerprint;
+  return { fingerprint, passphrase, state };
+}
+
+/**
+ * What is wrong with the bundles the guest exported by FTP and by SCP: each must open with the
+ * relay's passphrase (as `tor-ramdisk bundle open` opens it) and hold the torrc and every key
+ * it imported (RSA identity, ed25519 master, signing key and certificate, family key), byte for byte.
+ */
+async function checkExports(testnet: Testnet, relay: Relay): Promise<string[]> {
+  const problems: string[] = [];
+  const arrived = await testnet.exported(EXPORTED);
+  for (const via of ['ftp', 'scp'] as const) {
+    const bundle = arrived[via];
+    if (!bundle) {
+      problems.push(`nothing arrived by ${via}`);
+      continue;
+    }
+    const files = await unpackState(open(bundle, Buffer.from(relay.passphrase), `${via} export`), `${via} export`).catch((error: Error) => error);
+    if (files instanceof Error) {
+      problems.push(`the ${via} export does not open: ${files.message}`);
+      continue;
+    }
+    // tor may have added keys of its own since (say, rotated onion keys): those may come along.
+    for (const want of relay.state) {
+      const got = files.find((f) => f.name === want.name);
+      if (!got) problems.push(`the ${via} export has no ${want.name}`);
+      else if (!got.data.equals(want.data)) problems.push(`${want.name} in the ${via} export differs from the imported one`);
+    }
+  }
+  return problems;
 }

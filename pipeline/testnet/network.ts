@@ -1,28 +1,32 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MIN_ITERATIONS, seal } from '../bundle/format.js';
-import { packState, readState } from '../bundle/state.js';
+import { packState, readState, type StateFile } from '../bundle/state.js';
 import type { HostTool } from '../engine/tools.js';
 import { TorRamdiskError } from '../errors.js';
 import { run, startInteractive } from '../exec.js';
 import { TorControl } from './control.js';
 import { createNamespace, removeNamespace, type Namespace } from './netns.js';
 
-/** What the private Tor network runs on the host: tor from Debian (never its service), vsftpd and busybox's httpd, all inside the namespace. */
+/** What the private Tor network runs on the host: tor from Debian (never its service), vsftpd, OpenSSH's sshd and busybox's httpd, all inside the namespace. */
 export const TESTNET_TOOLS: readonly HostTool[] = [
   { command: 'ip', package: 'iproute2' },
   { command: 'tor', package: 'tor' },
   { command: 'tor-gencert', package: 'tor' },
   { command: 'vsftpd', package: 'vsftpd' },
+  { command: 'sshd', package: 'openssh-server' },
+  { command: 'ssh-keygen', package: 'openssh-client' },
+  // The guest's SSH key, in the dropbear format its scp reads.
+  { command: 'dropbearkey', package: 'dropbear-bin' },
   { file: '/bin/busybox', package: 'busybox-static' },
 ];
 
 /**
  * The network's one /24, on the namespace's bridge: a directory authority (which is also the
- * guest's gateway and its FTP server), an exit, a middle relay, a web server, and the guest.
+ * guest's gateway and its FTP and SSH server), an exit, a middle relay, a web server, and the guest.
  * The client has no address: its SOCKS and control ports are unix sockets.
  */
 const NET = '10.200.0';
@@ -45,8 +49,22 @@ export const GUEST_NET = `trd.net=static,${TESTNET.guest}/${TESTNET.prefix},${TE
 export interface Testnet {
   namespace: Namespace;
   dir: string;
-  /** A new relay identity with its torrc for this network, sealed with `passphrase` into the FTP root as NAME.trd. */
-  addRelay(nickname: string, passphrase: string): Promise<{ fingerprint: string; url: string }>;
+  /**
+   * A new relay identity (RSA, ed25519 and a family key) with its torrc for this network,
+   * sealed with `passphrase` into the FTP root as NAME.trd; `state` is what the bundle holds.
+   */
+  addRelay(nickname: string, passphrase: string): Promise<{ fingerprint: string; url: string; state: StateFile[] }>;
+  /** Where a guest exports to: anonymous FTP upload and SCP as root, each a URL to append a file name to. */
+  uploads: {
+    ftp: string;
+    scp: string;
+    /** The SSH server's host key, SHA256:…, as the guest is told it. */
+    hostKey: string;
+    /** The guest's SSH key (dropbear format, for fw_cfg opt/tor-ramdisk/sshkey); root may log in with it. */
+    clientKey: string;
+  };
+  /** The bundle a guest exported as `file`, as it arrived by each way (absent if it did not). */
+  exported(file: string): Promise<{ ftp?: Buffer; scp?: Buffer }>;
   /** Resolves with the relay's flags once the client's consensus lists it as Running. */
   waitForRelay(fingerprint: string, timeoutMs: number): Promise<string[]>;
   /** A circuit authority → relay → exit, and a file fetched through it from the web server: the bytes must match. */
@@ -152,8 +170,16 @@ export async function startTestnet(): Promise<Testnet> {
     const empty = join(dir, 'empty');
     await mkdir(ftp, { mode: 0o755 });
     await mkdir(empty, { mode: 0o755 });
+    // Uploads go to incoming/, the anonymous FTP user's; the root stays read-only to it.
+    const incoming = join(ftp, 'incoming');
+    await mkdir(incoming, { mode: 0o755 });
+    const ftpUser = await run('id', ['-u', 'ftp']).then(({ stdout }) => Number(stdout.trim()), () => undefined);
+    if (ftpUser === undefined) throw new TorRamdiskError('ERR_TESTNET', 'missingTool', 'vsftpd has no "ftp" user to run anonymous sessions as', { hint: 'Reinstall it: apt-get install --reinstall vsftpd' });
+    await chown(incoming, ftpUser, -1);
     await writeFile(join(dir, 'vsftpd.conf'), vsftpdConfig(TESTNET.authority, ftp, empty));
     start('vsftpd', [join(dir, 'vsftpd.conf')]);
+    const ssh = await sshServer(dir);
+    start('/usr/sbin/sshd', ['-D', '-e', '-f', ssh.config]);
 
     control = await connectWhenReady(join(client.dir, 'control'), 30_000);
     const ctl = control;
@@ -173,11 +199,21 @@ export async function startTestnet(): Promise<Testnet> {
         const state = join(n.dir, 'state');
         await mkdir(join(state, 'keys'), { recursive: true, mode: 0o700 });
         for (const key of await readdir(join(n.dir, 'keys'))) await copyFile(join(n.dir, 'keys', key), join(state, 'keys', key));
-        await writeFile(join(state, 'torrc'), [`Nickname ${nickname}`, `ContactInfo ${nickname}@testnet.invalid`, 'ORPort 9001', `Address ${TESTNET.guest}`, 'ExitRelay 0', 'TestingTorNetwork 1', dirAuthority, ''].join('\n'));
-        const bundle = seal(packState(await readState(state)), Buffer.from(passphrase), MIN_ITERATIONS);
+        const { stdout } = await run('tor', ['--quiet', '--keygen-family', join(state, 'keys', nickname)]);
+        const familyId = /^FamilyId (\S+)$/m.exec(stdout)?.[1];
+        if (!familyId) throw new TorRamdiskError('ERR_TESTNET', 'build', `tor --keygen-family printed no FamilyId: ${stdout}`);
+        await rm(join(state, 'keys', `${nickname}.public_family_id`));
+        await writeFile(join(state, 'torrc'), [`Nickname ${nickname}`, `ContactInfo ${nickname}@testnet.invalid`, 'ORPort 9001', `Address ${TESTNET.guest}`, 'ExitRelay 0', `FamilyId ${familyId}`, 'TestingTorNetwork 1', dirAuthority, ''].join('\n'));
+        const files = await readState(state);
+        const bundle = seal(packState(files), Buffer.from(passphrase), MIN_ITERATIONS);
         await writeFile(join(ftp, `${nickname}.trd`), bundle, { mode: 0o644 });
-        return { fingerprint: n.fingerprint, url: `ftp://${TESTNET.authority}/${nickname}.trd` };
+        return { fingerprint: n.fingerprint, url: `ftp://${TESTNET.authority}/${nickname}.trd`, state: files };
       },
+      uploads: { ftp: `ftp://${TESTNET.authority}/incoming`, scp: `scp://root@${TESTNET.authority}/${ssh.uploads}`, hostKey: ssh.hostKey, clientKey: ssh.clientKey },
+      exported: async (file) => ({
+        ftp: await readFile(join(incoming, file)).catch(() => undefined),
+        scp: await readFile(join(ssh.uploads, file)).catch(() => undefined),
+      }),
       waitForRelay: (fingerprint, timeoutMs) => waitForRelay(ctl, fingerprint, timeoutMs),
       fetchThrough: (fingerprint, timeoutMs) => fetchThrough(ctl, join(client.dir, 'socks'), [authority.fingerprint, fingerprint, exit.fingerprint], payload, timeoutMs),
       logs: () => tail([authority, exit, middle, client]),
@@ -200,7 +236,46 @@ async function node(dir: string, name: string): Promise<Node> {
   return { name, dir: nodeDir, fingerprint };
 }
 
-/** Anonymous, read-only FTP from `root` on one address, logging nothing. */
+/**
+ * OpenSSH's sshd for the guest's scp, on the authority's address: its own host key, root by
+ * the guest's key only (kept in the network's directory), uploads into DIR/ssh/uploads.
+ */
+async function sshServer(dir: string): Promise<{ config: string; hostKey: string; clientKey: string; uploads: string }> {
+  const ssh = join(dir, 'ssh');
+  const uploads = join(ssh, 'uploads');
+  await mkdir(uploads, { recursive: true, mode: 0o700 });
+  // Where sshd keeps its privilege-separated children; the package makes it at service start only.
+  await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(ssh, 'host_ed25519');
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tor-ramdisk testnet', '-f', hostKey]);
+  const listed = (await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${hostKey}.pub`])).stdout;
+  const fingerprint = /\b(SHA256:[A-Za-z0-9+/]{43})\b/.exec(listed)?.[1];
+  if (!fingerprint) throw new TorRamdiskError('ERR_TESTNET', 'build', `ssh-keygen -l printed no SHA256 fingerprint: ${listed}`);
+  const clientKey = join(ssh, 'guest_dropbear');
+  const made = (await run('dropbearkey', ['-t', 'ed25519', '-f', clientKey])).stdout;
+  const authorized = /^ssh-ed25519 \S+/m.exec(made)?.[0];
+  if (!authorized) throw new TorRamdiskError('ERR_TESTNET', 'build', `dropbearkey printed no public key: ${made}`);
+  await writeFile(join(ssh, 'authorized_keys'), `${authorized} guest\n`, { mode: 0o600 });
+  const config = join(ssh, 'sshd_config');
+  await writeFile(config, `${[
+    `ListenAddress ${TESTNET.authority}:22`,
+    `HostKey ${hostKey}`,
+    'PidFile none',
+    `AuthorizedKeysFile ${join(ssh, 'authorized_keys')}`,
+    'AuthenticationMethods publickey',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'PermitRootLogin prohibit-password',
+    'AllowUsers root',
+    // The key file lives under /tmp, which is world-writable: the path check would refuse it.
+    'StrictModes no',
+    'LogLevel ERROR',
+  ].join('\n')}\n`);
+  return { config, hostKey: fingerprint, clientKey, uploads };
+}
+
+/** Anonymous FTP from `root` on one address, uploads into incoming/ only, logging nothing. */
 function vsftpdConfig(address: string, root: string, empty: string): string {
   return `${[
     'listen=YES',
@@ -210,7 +285,11 @@ function vsftpdConfig(address: string, root: string, empty: string): string {
     'anonymous_enable=YES',
     'no_anon_password=YES',
     'local_enable=NO',
-    'write_enable=NO',
+    'write_enable=YES',
+    'anon_upload_enable=YES',
+    // RNFR/RNTO: an upload lands as NAME.part and is renamed when whole.
+    'anon_other_write_enable=YES',
+    'anon_mkdir_write_enable=NO',
     `anon_root=${root}`,
     `secure_chroot_dir=${empty}`,
     'xferlog_enable=NO',
