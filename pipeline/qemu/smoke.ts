@@ -55,7 +55,6 @@ const halt = (mark?: string): Step[] => [
   { expect: /poweroff now\? \[y\/N\] $/, timeoutMs: 30_000, type: 'y\n' },
 ];
 
-/**
 /** The two exports a testnet scenario makes from the menu, and the file name they land as. */
 const EXPORTED = 'smoke-export.trd';
 const EXPORTS: readonly Step[] = [
@@ -211,7 +210,6 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     const medium = scenario.boot(iso);
     const fwCfg = [...(medium.fwCfg ?? [])];
     const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
-    if (testnet) fwCfg.push(`name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
     const started = Date.now();
     const marks: Record<string, number> = {};
     const guest = await boot({ arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions);
@@ -262,7 +260,6 @@ export async function testnetSession(arch: Arch, iso: string, memoryMb: number |
   try {
     const fwCfg: string[] = [];
     const { fingerprint } = await testnetRelay(testnet, fwCfg);
-    fwCfg.push(`name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
     const line = `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1`;
     io.note(`network namespace ${testnet.namespace.name}; relay ${RELAY} ${fingerprint}; boot line: ${line} (the passphrase comes by fw_cfg; Ctrl-] ends the guest and the network)`);
     io.note(`exports: ${testnet.uploads.ftp}/NAME, or ${testnet.uploads.scp}/NAME with host key ${testnet.uploads.hostKey} (the guest's SSH key comes by fw_cfg)`);
@@ -291,14 +288,14 @@ interface Relay {
   state: StateFile[];
 }
 
-/** The relay identity on the testnet's FTP server, its passphrase in a file for fw_cfg. */
+/** The relay identity on the testnet's FTP server; its passphrase and the guest's SSH key for fw_cfg. */
 async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<Relay> {
   const passphrase = randomBytes(24).toString('base64');
   const { fingerprint, url, state } = await testnet.addRelay(RELAY, passphrase);
   if (url !== RELAY_URL) throw new Error(`the testnet serves the relay at ${url}, not ${RELAY_URL}`);
   const file = join(testnet.dir, 'passphrase');
   await writeFile(file, `${passphrase}\n`, { mode: 0o600 });
-  fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`);
+  fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`, `name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
   return { fingerprint, passphrase, state };
 }
 

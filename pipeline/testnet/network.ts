@@ -179,6 +179,7 @@ export async function startTestnet(): Promise<Testnet> {
     await writeFile(join(dir, 'vsftpd.conf'), vsftpdConfig(TESTNET.authority, ftp, empty));
     start('vsftpd', [join(dir, 'vsftpd.conf')]);
     const ssh = await sshServer(dir);
+    // By its absolute path: sshd re-executes itself for each connection.
     start('/usr/sbin/sshd', ['-D', '-e', '-f', ssh.config]);
 
     control = await connectWhenReady(join(client.dir, 'control'), 30_000);
