@@ -65,6 +65,8 @@ test('status asks the control port with the cookie, which never appears in argv'
   await writeFile(join(b.run, 'control.authcookie'), cookie);
   await writeFile(join(b.run, 'tor.pid'), `${process.pid}\n`);
   await seed(b);
+  const ed25519 = randomBytes(32).toString('base64').replace(/=+$/, '');
+  await writeFile(join(b.data, 'fingerprint-ed25519'), `smoke ${ed25519}\n`);
   // A 96 MiB machine: the image set MaxMemInQueues and DirCache from its RAM.
   const meminfo = join(b.root, 'meminfo');
   await writeFile(meminfo, 'MemTotal:          98304 kB\nMemFree:           50000 kB\n');
@@ -72,7 +74,7 @@ test('status asks the control port with the cookie, which never appears in argv'
   const result = await sh(b, 'status_show && tor_reload', { env: { TRD_CONTROL_PORT: String(control.port), TRD_TOR: 'true', TRD_MEMINFO: meminfo }, trace });
   t.is(result.exitCode, 0, String(result.stderr));
   const out = String(result.stdout);
-  for (const line of ['tor: running', 'version: 0.4.9.15', 'bootstrap: 100% (Done)', `fingerprint: ${answers.fingerprint}`, 'ORPort reachable: yes', 'read: 3145728 bytes (3 MiB)', 'written: 1048576 bytes (1 MiB)', 'MaxMemInQueues: 64 MiB, set from 96 MiB of RAM', 'DirCache: 0, set from 96 MiB of RAM', 'tor reloaded its torrc']) {
+  for (const line of ['tor: running', 'version: 0.4.9.15', 'bootstrap: 100% (Done)', `fingerprint: ${answers.fingerprint}`, `ed25519 identity: ${ed25519}`, 'ORPort reachable: yes', 'read: 3145728 bytes (3 MiB)', 'written: 1048576 bytes (1 MiB)', 'MaxMemInQueues: 64 MiB, set from 96 MiB of RAM', 'DirCache: 0, set from 96 MiB of RAM', 'tor reloaded its torrc']) {
     t.true(out.includes(line), line);
   }
   t.regex(out, /signing key certificate: .* UTC/);

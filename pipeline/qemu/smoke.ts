@@ -18,12 +18,22 @@ export const SMOKE_TOOLS: readonly HostTool[] = [
   ...TESTNET_TOOLS,
 ];
 
+/** What a testnet scenario's steps may use once the network runs: its servers and the relay identity. */
+export interface Run {
+  net: Testnet;
+  relay: Relay;
+}
+
 /**
  * One step: an exchange on the serial console (wait for `expect` within `timeoutMs`, then type
- * `type`), or a check on the private Tor network. `mark` names the moment it completes, for
- * the figures.
+ * `type`), a check on the private Tor network, or a fresh VM powered on once the last one has
+ * powered off. `mark` names the moment it completes, for the figures.
  */
-export type Step = ({ expect: RegExp; type?: string | ((net: Testnet) => string) } | { testnet: 'running' | 'circuit' | 'exported' }) & { timeoutMs: number; mark?: string };
+export type Step = (
+  | { expect: RegExp | ((run: Run) => RegExp); type?: string | ((run: Run) => string) }
+  | { testnet: 'running' | 'circuit' | 'exported' }
+  | { powerOn: 'fresh' }
+) & { timeoutMs: number; mark?: string };
 
 /** A smoke scenario is data: the medium, the machine, the exchange, and how the guest must end. */
 export interface Scenario {
@@ -60,16 +70,33 @@ const EXPORTED = 'smoke-export.trd';
 const EXPORTS: readonly Step[] = [
   { expect: MENU, timeoutMs: 30_000, type: '3\n' },
   { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
-  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.ftp}/${EXPORTED}\n` },
+  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.ftp}/${EXPORTED}\n` },
   { expect: /exported to ftp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
   { expect: MENU, timeoutMs: 30_000, type: '3\n' },
   { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
-  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.scp}/${EXPORTED}\n` },
-  { expect: /host key of [^\n]*: $/, timeoutMs: 30_000, type: (net) => `${net.uploads.hostKey}\n` },
+  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.scp}/${EXPORTED}\n` },
+  { expect: /host key of [^\n]*: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.hostKey}\n` },
   { expect: /SSH password for [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
   { expect: /exported to scp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
   { testnet: 'exported', timeoutMs: 30_000 },
 ];
+
+/** Import at power on, then tor started: the steps after the boot line. */
+const IMPORTED: readonly Step[] = [
+  { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 240_000 },
+  { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000 },
+];
+
+/** The status view names the relay's own identity: its RSA fingerprint and its ed25519 identity. */
+const SAME_IDENTITY: readonly Step[] = [
+  { expect: MENU, timeoutMs: 30_000, type: '5\n' },
+  { expect: ({ relay }) => new RegExp(`fingerprint: ${relay.fingerprint}\ned25519 identity: ${escapeRegExp(relay.ed25519)}\n`), timeoutMs: 60_000 },
+  { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
+];
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /**
  * Run in the guest's shell once tor has run: every place a log could be, and one verdict line.
@@ -152,14 +179,26 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'export',
-    description: `power on into the private Tor network's namespace as the relay does, then export from the menu to vsftpd by anonymous FTP and to OpenSSH's sshd by SCP (the host key typed, the guest's SSH key from fw_cfg): both bundles open on the host and hold the torrc and every key imported (RSA identity, ed25519 master, signing key and certificate, family key)`,
+    description: `power on into the private Tor network's namespace as the relay does, then export from the menu to vsftpd by anonymous FTP and to OpenSSH's sshd by SCP (the host key typed, the guest's SSH key from fw_cfg): both bundles open on the host and hold the torrc and every key imported (RSA identity, ed25519 master, signing key and certificate, family key); then a fresh VM imports the FTP export at power on, another the SCP one, and each shows the relay's RSA fingerprint and ed25519 identity`,
     testnet: true,
     boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
     steps: [
       { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1\n` },
-      { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 240_000 },
-      { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000 },
+      ...IMPORTED,
       ...EXPORTS,
+      ...halt(),
+      // The identity round trip: a fresh VM imports the FTP export, another the SCP one.
+      { powerOn: 'fresh', timeoutMs: 60_000 },
+      { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=ftp://${TESTNET.authority}/incoming/${EXPORTED} trd.start=1\n` },
+      ...IMPORTED,
+      ...SAME_IDENTITY,
+      ...halt(),
+      { powerOn: 'fresh', timeoutMs: 60_000 },
+      { expect: /boot: $/, timeoutMs: 120_000, type: ({ net }) => `serial ${GUEST_NET} trd.import=${net.uploads.scp}/${EXPORTED} trd.hostkey=${net.uploads.hostKey} trd.start=1\n` },
+      // The guest's SSH key came by fw_cfg: no password.
+      { expect: /password for [^\n]*: $/, timeoutMs: 120_000, type: '\n' },
+      ...IMPORTED,
+      ...SAME_IDENTITY,
       ...halt(),
     ],
     timeoutMs: 1_200_000,
@@ -212,10 +251,21 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
     const started = Date.now();
     const marks: Record<string, number> = {};
-    const guest = await boot({ arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions);
+    const options = { arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions;
+    const run = testnet ? { net: testnet, relay: relay! } : undefined;
+    const earlier: string[] = [];
+    let guest = await boot(options);
+    const poweredOff = async () => {
+      const { exitCode, timedOut } = await guest.exited;
+      if (timedOut || exitCode !== 0) throw failed(`the guest did not power off (${timedOut ? 'timed out' : `QEMU exit ${exitCode}`}); its output:\n${guest.output().slice(-3000)}`);
+    };
     try {
       for (const step of scenario.steps) {
-        if ('testnet' in step) {
+        if ('powerOn' in step) {
+          await poweredOff();
+          earlier.push(guest.output());
+          guest = await boot(options);
+        } else if ('testnet' in step) {
           if (step.testnet === 'exported') {
             const problems = await checkExports(testnet!, relay!);
             if (problems.length > 0) throw failed(`the exported bundles: ${problems.join('; ')}`);
@@ -230,16 +280,15 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
             throw failed(`${error.message}\nthe testnet's nodes:\n${await testnet!.logs()}\nthe guest's console:\n${guest.output().slice(-3000)}`);
           });
         } else {
-          await guest.waitFor(step.expect, step.timeoutMs).catch((error: Error) => {
+          await guest.waitFor(typeof step.expect === 'function' ? step.expect(run!) : step.expect, step.timeoutMs).catch((error: Error) => {
             throw failed(error.message);
           });
-          if (step.type) guest.type(typeof step.type === 'string' ? step.type : step.type(testnet!));
+          if (step.type) guest.type(typeof step.type === 'string' ? step.type : step.type(run!));
         }
         if (step.mark) marks[step.mark] = (Date.now() - started) / 1000;
       }
-      const { exitCode, timedOut } = await guest.exited;
-      if (timedOut || exitCode !== 0) throw failed(`the guest did not power off (${timedOut ? 'timed out' : `QEMU exit ${exitCode}`}); its output:\n${guest.output().slice(-3000)}`);
-      return { scenario: scenario.name, arch, seconds: (Date.now() - started) / 1000, marks, transcript: guest.output() };
+      await poweredOff();
+      return { scenario: scenario.name, arch, seconds: (Date.now() - started) / 1000, marks, transcript: [...earlier, guest.output()].join('') };
     } finally {
       guest.kill();
     }
@@ -284,6 +333,8 @@ export async function testnetSession(arch: Arch, iso: string, memoryMb: number |
 
 interface Relay {
   fingerprint: string;
+  /** The ed25519 identity as tor writes it: the master public key in base64, unpadded. */
+  ed25519: string;
   passphrase: string;
   state: StateFile[];
 }
@@ -296,7 +347,11 @@ async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<Relay> {
   const file = join(testnet.dir, 'passphrase');
   await writeFile(file, `${passphrase}\n`, { mode: 0o600 });
   fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`, `name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
-  return { fingerprint, passphrase, state };
+  // keys/ed25519_master_id_public_key: a 32-byte "== ed25519v1-public: type0 ==" tag, then the key.
+  const master = state.find((f) => f.name === 'keys/ed25519_master_id_public_key');
+  if (master?.data.length !== 64) throw new Error('the testnet relay has no 64-byte keys/ed25519_master_id_public_key');
+  const ed25519 = master.data.subarray(32).toString('base64').replace(/=+$/, '');
+  return { fingerprint, ed25519, passphrase, state };
 }
 
 /**

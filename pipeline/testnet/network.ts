@@ -276,7 +276,7 @@ async function sshServer(dir: string): Promise<{ config: string; hostKey: string
   return { config, hostKey: fingerprint, clientKey, uploads };
 }
 
-/** Anonymous FTP from `root` on one address, uploads into incoming/ only, logging nothing. */
+/** Anonymous FTP from `root` on one address, uploads into incoming/ only (and readable from there), logging nothing. */
 function vsftpdConfig(address: string, root: string, empty: string): string {
   return `${[
     'listen=YES',
@@ -291,6 +291,8 @@ function vsftpdConfig(address: string, root: string, empty: string): string {
     // RNFR/RNTO: an upload lands as NAME.part and is renamed when whole.
     'anon_other_write_enable=YES',
     'anon_mkdir_write_enable=NO',
+    // An upload is world-readable, so a later guest can import what an earlier one exported.
+    'anon_umask=022',
     `anon_root=${root}`,
     `secure_chroot_dir=${empty}`,
     'xferlog_enable=NO',

@@ -59,6 +59,9 @@ status_lines() {
 	_sl=$(printf '%s\n' "$1" | ctl_value status/bootstrap-phase) && _sl=$(bootstrap_text "$_sl")
 	say "bootstrap: ${_sl:-unknown}"
 	say "fingerprint: $(printf '%s\n' "$1" | ctl_value fingerprint || echo 'none yet')"
+	# tor writes "NICKNAME ID" to fingerprint-ed25519 once it has its ed25519 identity.
+	_sl=$(cut -d ' ' -f 2 "$TRD_DATADIR/fingerprint-ed25519" 2>/dev/null) || _sl=''
+	say "ed25519 identity: ${_sl:-none yet}"
 	case $(printf '%s\n' "$1" | ctl_value status/reachability-succeeded/or) in
 	1) say "ORPort reachable: yes" ;;
 	0) say "ORPort reachable: not yet (tor tests it after bootstrapping)" ;;
