@@ -22,10 +22,8 @@ import { KEY, PASSPHRASE, relayKeys, seed } from './fixtures/runtime/relay-state
 
 // --- the control port -----------------------------------------------------------------------
 
-test('tor_start reports the daemon\'s pid, though RunAsDaemon\'s parent exits before the daemon writes it', async (t) => {
-  const b = await box();
-  await seed(b);
-  // A stand-in for tor with RunAsDaemon 1: the parent returns at once, the daemon writes its PidFile a moment later.
+/** A stand-in for tor with RunAsDaemon 1: the parent returns at once, the daemon writes its PidFile a moment later. */
+async function fakeTor(b: Box): Promise<string> {
   const fake = join(b.root, 'tor');
   await writeFile(
     fake,
@@ -38,7 +36,13 @@ exit 0
 `,
     { mode: 0o755 },
   );
-  const result = await sh(b, 'tor_start && tor_status_line=$(tor_pid) && echo "pid now $tor_status_line" && tor_stop', { env: { TRD_TOR: fake } });
+  return fake;
+}
+
+test('tor_start reports the daemon\'s pid, though RunAsDaemon\'s parent exits before the daemon writes it', async (t) => {
+  const b = await box();
+  await seed(b);
+  const result = await sh(b, 'tor_start && tor_status_line=$(tor_pid) && echo "pid now $tor_status_line" && tor_stop', { env: { TRD_TOR: await fakeTor(b) } });
   const out = String(result.stdout);
   t.is(result.exitCode, 0, String(result.stderr));
   const started = /tor started \(pid (\d+)\)/.exec(out);
@@ -126,6 +130,31 @@ test('import over FTP replaces the state; a wrong FTP password changes nothing',
   const state = await snapshot(b);
   t.is(state.torrc, 'Nickname imported\nORPort 443\n');
   t.is(state['keys/ed25519_master_id_secret_key'], keys.ed25519_master_id_secret_key.toString('latin1'));
+  t.deepEqual(await leftovers(b), []);
+});
+
+test('import from the menu while tor runs: a bad bundle leaves tor and the state alone; a good one stops tor for the swap only, then starts it', async (t) => {
+  const { b, server, url } = await ftpBox();
+  t.teardown(() => server.close());
+  const keys = relayKeys();
+  const plaintext = tarArchive([{ path: 'torrc', body: 'Nickname imported\nORPort 443\n' }, { path: 'keys/', type: 'dir' }, ...Object.entries(keys).map(([name, body]) => ({ path: `keys/${name}`, body }))]);
+  server.files.set('bundles/r1.trd', hostSeal(plaintext, Buffer.from('another passphrase'), 100_000));
+  const env = { TRD_TOR: await fakeTor(b) };
+  const before = await snapshot(b);
+  // URL, FTP password, bundle passphrase; then (a good bundle only) the question whether to stop tor.
+  const menu = (answers: string[]) => sh(b, 'tor_start >/dev/null && echo "before $(tor_pid)"; menu_import; echo "rc $? after $(tor_pid)."; tor_stop >/dev/null', { input: answers.join('\n') + '\n', args: [url], env });
+  const bad = await menu([url, 'ftp secret pw', PASSPHRASE]);
+  const pids = /before (\d+)\n[^]*rc 1 after (\d+)\./.exec(String(bad.stdout));
+  t.truthy(pids, `${bad.stdout}\n${bad.stderr}`);
+  t.is(pids![1], pids![2], 'tor was restarted for a bundle that failed');
+  t.regex(String(bad.stderr), /refused: [^\n]* failed authentication: wrong passphrase/);
+  t.notRegex(String(bad.stdout), /stop it to swap|tor stopped/);
+  t.deepEqual(await snapshot(b), before);
+  server.files.set('bundles/r1.trd', hostSeal(plaintext, Buffer.from(PASSPHRASE), 100_000));
+  const good = await menu([url, 'ftp secret pw', PASSPHRASE, 'y']);
+  const out = String(good.stdout);
+  t.regex(out, /the bundle is good; tor is running: stop it to swap[^\n]*\? \[y\/N\] tor stopped\nimported: the torrc and \d+ key files\ntor started \(pid (\d+)\)\nrc 0 after \1\./, `${out}\n${good.stderr}`);
+  t.is((await snapshot(b)).torrc, 'Nickname imported\nORPort 443\n');
   t.deepEqual(await leftovers(b), []);
 });
 

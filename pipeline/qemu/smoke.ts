@@ -1,11 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
 import { installCommand, missingTools, toolName, type HostTool } from '../engine/tools.js';
 import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
-import { open } from '../bundle/format.js';
-import { unpackState, type StateFile } from '../bundle/state.js';
+import { MIN_ITERATIONS, open, seal } from '../bundle/format.js';
+import { packState, unpackState, type StateFile } from '../bundle/state.js';
+import { tarArchive } from '../bundle/ustar.js';
 import { GUEST_NET, startTestnet, TESTNET, TESTNET_TOOLS, type Testnet } from '../testnet/network.js';
 import { boot, type BootMedium, type BootOptions } from './boot.js';
 
@@ -22,6 +23,8 @@ export const SMOKE_TOOLS: readonly HostTool[] = [
 export interface Run {
   net: Testnet;
   relay: Relay;
+  /** This guest's console so far. */
+  output(): string;
 }
 
 /**
@@ -48,6 +51,8 @@ export interface Scenario {
    * passphrase reaches the guest through fw_cfg.
    */
   testnet?: boolean;
+  /** Files the network's FTP server offers besides the relay's bundle, made for this relay. */
+  serves?: (relay: Relay) => Record<string, Buffer>;
   steps: readonly Step[];
   /** Each guest's limit, from its power on; it is ended after it whatever happens. */
   timeoutMs: number;
@@ -96,13 +101,16 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/** In the guest's shell, with tor's pid in $p: `arg OPTION` is the value the running tor was given. */
+const TOR_ARG = String.raw`arg() { tr "\0" "\n" < /proc/$p/cmdline | sed -n "/^$1\$/{n;p;}"; }`;
+
 /**
  * Run in the guest's shell once tor has run: every place a log could be, and one verdict line.
  * The DataDirectory and the torrc are the running tor's own (from its command line).
  */
 const SILENCE_CHECK = [
   String.raw`p=$(pidof tor) || { echo "SILENCE: tor is not running"; exit; }`,
-  String.raw`arg() { tr "\0" "\n" < /proc/$p/cmdline | sed -n "/^$1\$/{n;p;}"; }`,
+  TOR_ARG,
   String.raw`s=ok`,
   String.raw`for f in /var/log /dev/log /run/log; do [ -e $f ] && s="$f exists"; done`,
   String.raw`ps -o comm | grep -qE '^(syslogd|klogd|rsyslogd|logd)$' && s="a log daemon runs"`,
@@ -130,6 +138,62 @@ const NEW_RELAY_TORRC: readonly Step[] = [
 /** The relay identity a testnet scenario imports. */
 const RELAY = 'smoke';
 const RELAY_URL = `ftp://${TESTNET.authority}/${RELAY}.trd`;
+
+/** In the guest's shell: a digest of the running tor's torrc and keys/, and its pid, on one line. */
+const STATE_DIGEST = [
+  String.raw`p=$(pidof tor) || { echo "STATE: tor is not running"; exit; }`,
+  TOR_ARG,
+  String.raw`echo "STATE $(cat "$(arg -f)" "$(arg --DataDirectory)"/keys/* | sha256sum | cut -c1-16), tor pid $p"`,
+].join('; ');
+const STATE = /STATE ([0-9a-f]{16}), tor pid (\d+)\n/;
+
+/** From the menu to the shell and back: the state digest, first taken or (`same`) the first one again. */
+const stateDigest = (same: boolean): Step[] => [
+  { expect: MENU, timeoutMs: 30_000, type: '8\n' },
+  { expect: /# $/, timeoutMs: 30_000, type: `${STATE_DIGEST}\nexit\n` },
+  { expect: same ? ({ output }) => new RegExp(escapeRegExp(STATE.exec(output())![0])) : STATE, timeoutMs: 60_000 },
+];
+
+/** The bundles the bad-imports scenario offers besides the relay's own, each to be refused. */
+function badBundles(relay: Relay): Record<string, Buffer> {
+  const passphrase = Buffer.from(relay.passphrase);
+  const good = seal(packState(relay.state), passphrase, MIN_ITERATIONS);
+  const corrupted = Buffer.from(good);
+  corrupted[corrupted.length >> 1]! ^= 0x40;
+  return {
+    'wrong-passphrase.trd': seal(packState(relay.state), Buffer.from('not the relay\'s passphrase'), MIN_ITERATIONS),
+    'corrupted.trd': corrupted,
+    // Sealed with the right passphrase: only the member names are wrong.
+    'hostile.trd': seal(tarArchive([{ path: 'torrc', body: 'Nickname hostile\n' }, { path: 'keys/', type: 'dir' }, { path: 'keys/../../../etc/tor/torrc', body: 'ExitRelay 1\n' }]), passphrase, MIN_ITERATIONS),
+  };
+}
+
+/** A host key that is not the SSH server's. */
+const WRONG_HOST_KEY = `SHA256:${createHash('sha256').update('not the testnet SSH server').digest('base64').replace(/=+$/, '')}`;
+
+/** An import from the menu that must be refused with `refusal` on the console. */
+const refusedImport = (url: string | ((run: Run) => string), refusal: RegExp, hostKey?: string): Step[] => [
+  { expect: MENU, timeoutMs: 30_000, type: '3\n' },
+  { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '7\n' },
+  { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: (run) => `${typeof url === 'string' ? url : url(run)}\n` },
+  ...(hostKey
+    ? [
+        { expect: /host key of [^\n]*: $/, timeoutMs: 30_000, type: `${hostKey}\n` },
+        { expect: /SSH password for [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
+      ]
+    : []),
+  { expect: new RegExp(`${refusal.source}[^]*\\(Enter\\) $`), timeoutMs: 120_000, type: '\n' },
+];
+
+const BAD_IMPORTS: readonly Step[] = [
+  ...refusedImport(`ftp://${TESTNET.authority}/wrong-passphrase.trd`, /refused: [^\n]*wrong-passphrase\.trd failed authentication: wrong passphrase/),
+  ...refusedImport(`ftp://${TESTNET.authority}/corrupted.trd`, /refused: [^\n]*corrupted\.trd failed authentication/),
+  ...refusedImport(({ net }) => `${net.uploads.scp}/${RELAY}.trd`, /scp: REFUSED: [^\n]* presented host key SHA256:\S+, not SHA256:\S+: nothing sent, nothing trusted/, WRONG_HOST_KEY),
+  // Nothing listens on that port: the server is not there.
+  ...refusedImport(`ftp://${TESTNET.authority}:2121/${RELAY}.trd`, /ftp: no answer from [^\n]* port 2121\n/),
+  ...refusedImport(`ftp://${TESTNET.authority}/missing.trd`, /ftp: RETR missing\.trd failed: 550/),
+  ...refusedImport(`ftp://${TESTNET.authority}/hostile.trd`, /member "keys\/\.\.\/[^"\n]*" has a "\.\." component\n[^\n]*refused: [^\n]*hostile\.trd holds an archive that is not a tor-ramdisk state/),
+];
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -202,6 +266,23 @@ export const SCENARIOS: readonly Scenario[] = [
     timeoutMs: 1_200_000,
   },
   {
+    name: 'bad-imports',
+    description: `power on into the private Tor network's namespace with the relay imported and tor running, then import from the menu what must be refused: a bundle sealed with another passphrase, a corrupted one, one from an SSH server whose host key is not the one typed, from a server that is not there, a file that is not there, and a bundle with a member named keys/../../../etc/tor/torrc; each refusal on the console, and after them the torrc, keys/ and tor's pid as they were, and the same identity in the status view`,
+    testnet: true,
+    serves: badBundles,
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1\n` },
+      ...IMPORTED,
+      ...stateDigest(false),
+      ...BAD_IMPORTS,
+      ...stateDigest(true),
+      ...SAME_IDENTITY,
+      ...halt(),
+    ],
+    timeoutMs: 1_200_000,
+  },
+  {
     name: 'menu-uefi',
     description: 'the ISO as a disk (a USB stick) through UEFI, the kernel its own EFI application, to the menu; then power off',
     arches: ['x86_64'],
@@ -250,9 +331,10 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     const started = Date.now();
     const marks: Record<string, number> = {};
     const options = { arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions;
-    const run = testnet ? { net: testnet, relay: relay! } : undefined;
+    for (const [name, data] of Object.entries(testnet && scenario.serves ? scenario.serves(relay!) : {})) await testnet!.serve(name, data);
     const earlier: string[] = [];
     let guest = await boot(options);
+    const run = testnet ? { net: testnet, relay: relay!, output: () => guest.output() } : undefined;
     const poweredOff = async () => {
       const { exitCode, timedOut } = await guest.exited;
       if (timedOut || exitCode !== 0) throw failed(`the guest did not power off (${timedOut ? 'timed out' : `QEMU exit ${exitCode}`}); its output:\n${guest.output().slice(-3000)}`);

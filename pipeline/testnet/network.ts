@@ -54,6 +54,8 @@ export interface Testnet {
    * sealed with `passphrase` into the FTP root as NAME.trd; `state` is what the bundle holds.
    */
   addRelay(nickname: string, passphrase: string): Promise<{ fingerprint: string; url: string; state: StateFile[] }>;
+  /** A file in the FTP root, for guests to fetch by anonymous FTP; its URL. */
+  serve(name: string, data: Buffer): Promise<string>;
   /** Where a guest exports to: anonymous FTP upload and SCP as root, each a URL to append a file name to. */
   uploads: {
     ftp: string;
@@ -192,6 +194,10 @@ export async function startTestnet(): Promise<Testnet> {
         throw new TorRamdiskError('ERR_TESTNET', 'build', `the private Tor network did not form: ${error.message}; the nodes:\n${await tail([authority, exit, middle, client])}`);
       });
     }
+    const serve = async (name: string, data: Buffer) => {
+      await writeFile(join(ftp, name), data, { mode: 0o644 });
+      return `ftp://${TESTNET.authority}/${name}`;
+    };
     return {
       namespace,
       dir,
@@ -207,9 +213,9 @@ export async function startTestnet(): Promise<Testnet> {
         await writeFile(join(state, 'torrc'), [`Nickname ${nickname}`, `ContactInfo ${nickname}@testnet.invalid`, 'ORPort 9001', `Address ${TESTNET.guest}`, 'ExitRelay 0', `FamilyId ${familyId}`, 'TestingTorNetwork 1', dirAuthority, ''].join('\n'));
         const files = await readState(state);
         const bundle = seal(packState(files), Buffer.from(passphrase), MIN_ITERATIONS);
-        await writeFile(join(ftp, `${nickname}.trd`), bundle, { mode: 0o644 });
-        return { fingerprint: n.fingerprint, url: `ftp://${TESTNET.authority}/${nickname}.trd`, state: files };
+        return { fingerprint: n.fingerprint, url: await serve(`${nickname}.trd`, bundle), state: files };
       },
+      serve,
       uploads: { ftp: `ftp://${TESTNET.authority}/incoming`, scp: `scp://root@${TESTNET.authority}/${ssh.uploads}`, hostKey: ssh.hostKey, clientKey: ssh.clientKey },
       exported: async (file) => ({
         ftp: await readFile(join(incoming, file)).catch(() => undefined),

@@ -93,15 +93,16 @@ bundle_seal_in() {
 	} >"$2.tmp" && mv -f "$2.tmp" "$2"
 }
 
-# bundle_open FILE [NAME]: verify the whole bundle, decrypt it, check every member, and only
-# then replace the current state. On any refusal the current state is left as it was.
-# NAME (where it came from) is what the messages call it.
+# bundle_open FILE [NAME [READY]]: verify the whole bundle, decrypt it, check every member, and
+# only then replace the current state. On any refusal the current state is left as it was.
+# NAME (where it came from) is what the messages call it; READY, a command, runs once every
+# check has passed, just before the swap, and nothing is swapped in unless it succeeds.
 bundle_open() {
 	passphrase_ok || return 1
 	BUNDLE_NAME=${2:-$1}
 	bundle_verify "$1" || { BUNDLE_NAME=''; return 1; }
 	_bo=$( (umask 077 && mktemp -d "$TRD_DATADIR/.trd-import.XXXXXX")) || return 1
-	bundle_open_in "$1" "$_bo"
+	bundle_open_in "$1" "$_bo" "${3:-}"
 	_bo_rc=$?
 	rm -rf "$_bo"
 	bundle_forget
@@ -136,5 +137,6 @@ bundle_open_in() {
 	mkdir "$2/new" && tar -xf "$2/plain.tar" -C "$2/new" 2>/dev/null || { warn "refused: tar could not unpack $BUNDLE_NAME"; return 1; }
 	rm -f "$2/plain.tar" "$2/enc"
 	state_check "$2/new" || { warn "refused: $BUNDLE_NAME; the current state is unchanged."; return 1; }
+	[ -z "$3" ] || "$3" || { warn "not imported: $BUNDLE_NAME; the current state is unchanged."; return 1; }
 	state_install "$2/new"
 }

@@ -131,17 +131,23 @@ menu_export() {
 	return $_mex
 }
 
+# menu_import: the bundle is fetched and checked while tor runs on; tor stops only for the
+# swap, once the bundle has passed every check, and starts again on the new state.
 menu_import() {
-	if tor_running; then
-		confirm "tor is running; stop it to import?" && tor_stop || return 1
-	fi
-	menu_url 'import from' && transfer_ask "$TRD_LAST_URL" || { secrets_forget; return 1; }
-	_mim=$(private_dir trd-import) || return 1
-	transfer_fetch "$TRD_LAST_URL" "$_mim/bundle" && passphrase_ask && bundle_open "$_mim/bundle" "$TRD_LAST_URL"
+	MIM_STOPPED=''
+	menu_url 'import from' && transfer_ask "$TRD_LAST_URL" && passphrase_ask &&
+		transfer_import "$TRD_LAST_URL" menu_import_ready
 	_mim_rc=$?
-	rm -rf "$_mim"
 	secrets_forget
+	[ -z "$MIM_STOPPED" ] || tor_start
 	return $_mim_rc
+}
+
+# menu_import_ready: the bundle is good; tor, if it runs, stops for the swap (when confirmed).
+menu_import_ready() {
+	tor_running || return 0
+	confirm "the bundle is good; tor is running: stop it to swap the new state in (it starts again after)?" || return 1
+	tor_stop && MIM_STOPPED=1
 }
 
 # menu_sshkey: a dropbear private key for scp, pasted as one line of base64

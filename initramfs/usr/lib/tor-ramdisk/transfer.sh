@@ -16,11 +16,11 @@ transfer_fetch() {
 	transport_get "$1" "$2" || { warn "could not fetch $1"; return 1; }
 }
 
-# transfer_import URL: fetch, verify, and swap the state in (tor must be stopped).
+# transfer_import URL [READY]: fetch, verify, and swap the state in. READY runs once the bundle
+# has passed every check, just before the swap (by which time tor must have stopped).
 transfer_import() {
-	! tor_running || { warn "tor is running: stop it before importing"; return 1; }
 	_ti=$(private_dir trd-import) || return 1
-	transfer_fetch "$1" "$_ti/bundle" && bundle_open "$_ti/bundle" "$1"
+	transfer_fetch "$1" "$_ti/bundle" && bundle_open "$_ti/bundle" "$1" "${2:-}"
 	_ti_rc=$?
 	rm -rf "$_ti"
 	return $_ti_rc
