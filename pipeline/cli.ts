@@ -26,6 +26,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 
 import { DEFAULT_ITERATIONS, MAX_BUNDLE_BYTES, open, seal } from './bundle/format.js';
 import { readPassphrase } from './bundle/passphrase.js';
 import { packState, readState, unpackState, writeState } from './bundle/state.js';
+import { expiryText, parseSigningCert, renewSigningKey, SIGNING_CERT } from './keys/renew.js';
 import { sha256 } from './hash.js';
 import { join, resolve } from 'node:path';
 import type { FragmentReport } from './stages/kernel.js';
@@ -551,6 +552,47 @@ verified; inspect lists what a bundle holds.`,
       } else {
         throw new InputError('usage: tor-ramdisk bundle seal STATE_DIR BUNDLE | open BUNDLE NEW_DIR | inspect BUNDLE');
       }
+    },
+  },
+  keys: {
+    summary: 'keys renew: a new signing key and certificate for a relay whose master key is kept offline',
+    usage: `tor-ramdisk keys renew BUNDLE NEW_BUNDLE --master FILE [--lifetime DAYS] [--passphrase-file F] [--master-passphrase-file F]
+
+For a relay with OfflineMasterKey 1, on the workstation that keeps its master key: tor
+--keygen signs a new medium-term signing key with FILE (tor's ed25519_master_id_secret_key,
+or the _encrypted one), and NEW_BUNDLE holds it and its certificate (valid DAYS, default 30)
+with everything else as in BUNDLE, sealed with the same passphrase. Import NEW_BUNDLE into
+the relay before the old certificate expires (the status view says when): at expiry tor
+exits. The master secret never enters a bundle. The bundle's passphrase comes as for bundle
+open; an encrypted master key's from --master-passphrase-file or a hidden prompt.`,
+    options: { master: { type: 'string' }, lifetime: { type: 'string', default: '30' }, 'passphrase-file': { type: 'string' }, 'master-passphrase-file': { type: 'string' }, help: common.help },
+    async run(values, positionals) {
+      const [action, ...paths] = positionals;
+      const masterPath = values.master as string | undefined;
+      if (action !== 'renew' || paths.length !== 2 || !masterPath) throw new InputError('usage: tor-ramdisk keys renew BUNDLE NEW_BUNDLE --master FILE');
+      const [input, output] = paths as [string, string];
+      const lifetime = Number(values.lifetime);
+      if (await stat(output).catch(() => undefined)) throw new InputError(`${output} already exists`, { hint: 'renew writes only a new file, so nothing is overwritten: name another one.' });
+      const file = await readFile(masterPath).catch((error: NodeJS.ErrnoException) => {
+        throw new InputError(`cannot read the master key ${masterPath}: ${error.code ?? error.message}`, { hint: "Name tor's ed25519_master_id_secret_key for this relay." });
+      });
+      const passphrase = await readPassphrase(values['passphrase-file'] as string | undefined);
+      const state = await unpackState(open(await readBundle(input), passphrase, input), input);
+      const before = state.find((f) => f.name === SIGNING_CERT);
+      const masterPassphraseFile = values['master-passphrase-file'] as string | undefined;
+      const master = {
+        file,
+        source: masterPath,
+        passphrase: async () => {
+          if (!masterPassphraseFile && !process.stdin.isTTY) throw new InputError(`${masterPath} is encrypted and standard input is not a terminal`, { hint: 'Give its passphrase with --master-passphrase-file.' });
+          return readPassphrase(masterPassphraseFile, false, 'master key passphrase: ');
+        },
+      };
+      const renewed = await renewSigningKey(state, master, lifetime, input);
+      const sealed = seal(packState(renewed.state), passphrase, DEFAULT_ITERATIONS);
+      await writeFile(output, sealed, { mode: 0o600, flag: 'wx' });
+      const was = before ? expiryText(parseSigningCert(before.data, `${input}: ${SIGNING_CERT}`).expires) : 'none';
+      console.log(`ed25519 identity ${renewed.cert.signedBy}: signing certificate until ${expiryText(renewed.cert.expires)} (was ${was}); sealed into ${output}`);
     },
   },
   config: {

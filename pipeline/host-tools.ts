@@ -4,6 +4,7 @@ import { ARCHES } from './config/schema.js';
 import { LOCK_TOOLS } from './engine/lock.js';
 import { stageTools } from './engine/stage.js';
 import { uniqueTools, type HostTool } from './engine/tools.js';
+import { RENEW_TOOLS } from './keys/renew.js';
 import { SMOKE_TOOLS } from './qemu/smoke.js';
 import { REMOTE_TOOLS } from './remote/cache.js';
 import { FETCH_TOOLS } from './sources/fetch.js';
@@ -13,6 +14,8 @@ import { stages } from './stages/index.js';
 export const testTools: readonly HostTool[] = [
   // QEMU and the private Tor network, as `tor-ramdisk smoke` runs them.
   ...SMOKE_TOOLS,
+  // `keys renew` signs with Debian's tor, as an operator's workstation would.
+  ...RENEW_TOOLS,
   // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
   { file: '/bin/busybox', package: 'busybox-static' },
   { command: 'strace', package: 'strace' },

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { box, sh } from './fixtures/runtime/shell.js';
 import { KEY } from './fixtures/runtime/relay-state.js';
 
@@ -55,6 +56,24 @@ test('a cmdline word that looks like a glob is not expanded', async (t) => {
   await writeFile(b.env.TRD_CMDLINE!, 'trd.iface=* init=/init\n');
   const result = await sh(b, 'cmdline_read; cmdline_show');
   t.regex(String(result.stderr), /trd\.iface=\*: invalid/);
+});
+
+test('fw_cfg\'s opt/tor-ramdisk/cmdline adds its words after the kernel\'s (UEFI starts the kernel with none); a mistake there stops the boot as one on the kernel\'s', async (t) => {
+  const b = await box();
+  await writeFile(b.env.TRD_CMDLINE!, 'BOOT_IMAGE=/boot/bzImage trd.profile=bridge trd.start=0\n');
+  await mkdir(join(b.env.TRD_FWCFG!, 'cmdline'), { recursive: true });
+  await writeFile(join(b.env.TRD_FWCFG!, 'cmdline', 'raw'), 'trd.net=dhcp trd.import=ftp://192.0.2.5/r.trd trd.start=1\n');
+  const both = await sh(b, 'cmdline_read && cmdline_show');
+  t.is(both.exitCode, 0, String(both.stderr));
+  t.regex(String(both.stdout), /^CMD_NET=dhcp$/m);
+  t.regex(String(both.stdout), /^CMD_IMPORT=ftp:\/\/192\.0\.2\.5\/r\.trd$/m);
+  t.regex(String(both.stdout), /^CMD_START=1$/m, 'the later word wins');
+  t.regex(String(both.stdout), /^CMD_PROFILE=bridge$/m);
+  await rm(b.env.TRD_CMDLINE!);
+  await writeFile(join(b.env.TRD_FWCFG!, 'cmdline', 'raw'), 'trd.import=ftp://192.0.2.5/r.trd *\n');
+  const wrong = await sh(b, 'cmdline_read');
+  t.not(wrong.exitCode, 0);
+  t.regex(String(wrong.stderr), /trd\.import needs a network/);
 });
 
 const urls: [string, string | RegExp][] = [

@@ -19,11 +19,13 @@ const SHOWS: Record<string, RegExp[]> = {
   silence: [/tor started \(pid \d+\)/, /SILENCE: ok/],
   relay: [/imported: the torrc and 8 key files/, /ORPort reachable: yes/, /MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM/],
   'bad-imports': [/failed authentication: wrong passphrase/, /REFUSED: [^\n]* presented host key/, /has a "\.\." component/],
+  'offline-key': [/MASTER SECRET: absent/, /signing key certificate: [^\n]*, in [12] days[^]*signing key certificate: [^\n]*, in (29|30) days/],
+  unattended: [/imported: the torrc and 8 key files/, /fingerprint: [0-9A-F]{40}\ned25519 identity: [A-Za-z0-9+/]{43}\n/],
   export: [/exported to ftp:/, /exported to scp:/, /ed25519 identity: [A-Za-z0-9+/]{43}\n[^]*ed25519 identity: [A-Za-z0-9+/]{43}\n/],
 };
 
 /** npm test runs these on x86_64 only (CI's budget); `tor-ramdisk smoke` runs them on every arch. */
-const X86_64_ONLY = new Set(['bad-imports', 'export']);
+const X86_64_ONLY = new Set(['bad-imports', 'export', 'offline-key', 'unattended']);
 
 for (const arch of ARCHES) {
   for (const name of Object.keys(SHOWS)) {

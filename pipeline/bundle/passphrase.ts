@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
  * The passphrase, from a file (`--passphrase-file`), from standard input when it is not a
  * terminal, or typed at a hidden prompt. Never from the command line: argv is public.
  */
-export async function readPassphrase(file: string | undefined, confirm = false): Promise<Buffer> {
+export async function readPassphrase(file: string | undefined, confirm = false, question = 'passphrase: '): Promise<Buffer> {
   let text: string;
   if (file) {
     text = (await readFile(file, 'utf8').catch((error: Error) => {
@@ -17,7 +17,7 @@ export async function readPassphrase(file: string | undefined, confirm = false):
     for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
     text = Buffer.concat(chunks).toString('utf8').split('\n')[0]!;
   } else {
-    text = await prompt('passphrase: ');
+    text = await prompt(question);
     if (confirm && (await prompt('again: ')) !== text) throw new InputError('the passphrases differ');
   }
   if (text.length === 0) throw new InputError('empty passphrase', { hint: 'Give it in a file (--passphrase-file), on standard input, or at the prompt.' });

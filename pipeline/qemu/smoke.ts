@@ -7,6 +7,7 @@ import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { MIN_ITERATIONS, open, seal } from '../bundle/format.js';
 import { packState, unpackState, type StateFile } from '../bundle/state.js';
 import { tarArchive } from '../bundle/ustar.js';
+import { expiryText, MASTER_SECRET, renewSigningKey, type SigningCert } from '../keys/renew.js';
 import { GUEST_NET, startTestnet, TESTNET, TESTNET_TOOLS, type Testnet } from '../testnet/network.js';
 import { boot, type BootMedium, type BootOptions } from './boot.js';
 
@@ -42,7 +43,7 @@ export interface Scenario {
   description: string;
   /** The arches it runs on (default: every arch). */
   arches?: readonly Arch[];
-  boot: (iso: string) => BootMedium & { fwCfg?: string[] };
+  boot: (iso: string, arch: Arch) => BootMedium & { fwCfg?: string[] };
   /** The guest's RAM, if not the machine definition's. */
   memoryMb?: number;
   /**
@@ -52,7 +53,7 @@ export interface Scenario {
    */
   testnet?: boolean;
   /** Files the network's FTP server offers besides the relay's bundle, made for this relay. */
-  serves?: (relay: Relay) => Record<string, Buffer>;
+  serves?: (relay: Relay) => Record<string, Buffer> | Promise<Record<string, Buffer>>;
   steps: readonly Step[];
   /** Each guest's limit, from its power on; it is ended after it whatever happens. */
   timeoutMs: number;
@@ -195,6 +196,36 @@ const BAD_IMPORTS: readonly Step[] = [
   ...refusedImport(`ftp://${TESTNET.authority}/hostile.trd`, /member "keys\/\.\.\/[^"\n]*" has a "\.\." component\n[^\n]*refused: [^\n]*hostile\.trd holds an archive that is not a tor-ramdisk state/),
 ];
 
+/**
+ * The offline-master-key scenario's bundles, each signed on the host by `tor-ramdisk keys renew`'s
+ * code: the relay's state with OfflineMasterKey 1 and no master secret, its certificate valid 2
+ * days; and the same with a new signing key valid 30 days. What the guest must show for each.
+ */
+const OFFLINE = new WeakMap<Relay, { first: SigningCert; renewed: SigningCert }>();
+async function offlineBundles(relay: Relay): Promise<Record<string, Buffer>> {
+  const master = relay.state.find((f) => f.name === MASTER_SECRET);
+  if (!master) throw new Error(`the testnet relay has no ${MASTER_SECRET}`);
+  const key = { file: master.data, source: `the testnet relay's ${MASTER_SECRET}`, passphrase: () => Promise.reject(new Error('the testnet master key is not encrypted')) };
+  const offline = relay.state
+    .filter((f) => f.name !== MASTER_SECRET)
+    .map((f) => (f.name === 'torrc' ? { name: f.name, data: Buffer.concat([f.data, Buffer.from('OfflineMasterKey 1\n')]) } : f));
+  const first = await renewSigningKey(offline, key, 2, 'offline.trd');
+  const renewed = await renewSigningKey(first.state, key, 30, 'offline.trd');
+  OFFLINE.set(relay, { first: first.cert, renewed: renewed.cert });
+  const passphrase = Buffer.from(relay.passphrase);
+  return { 'offline.trd': seal(packState(first.state), passphrase, MIN_ITERATIONS), 'renewed.trd': seal(packState(renewed.state), passphrase, MIN_ITERATIONS) };
+}
+
+/** In the guest's shell: is any ed25519 master secret key anywhere in its filesystems? */
+const MASTER_SEARCH = String.raw`m=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'ed25519_master_id_secret_key*' -print); [ -n "$m" ] || m=absent; echo "MASTER SECRET: $m"`;
+
+/** The status view's signing certificate line: `which` certificate's expiry, to the hour. */
+const certShown = (which: 'first' | 'renewed'): Step[] => [
+  { expect: MENU, timeoutMs: 30_000, type: '5\n' },
+  { expect: ({ relay }) => new RegExp(`signing key certificate: ${escapeRegExp(expiryText(OFFLINE.get(relay)![which].expires))}, in ${which === 'first' ? '[12]' : '(29|30)'} days`), timeoutMs: 60_000 },
+  { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
+];
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
@@ -283,6 +314,48 @@ export const SCENARIOS: readonly Scenario[] = [
     timeoutMs: 1_200_000,
   },
   {
+    name: 'offline-key',
+    description: `power on into the private Tor network importing a relay whose master key is offline (OfflineMasterKey 1: the signing key and its 2-day certificate, no master secret), tor started: no master secret anywhere in the guest, and the status view shows when the certificate expires; then import from the menu the bundle \`tor-ramdisk keys renew\` made (a new signing key, 30 days), tor stopped only for the swap: the same identity, and the expiry moved`,
+    testnet: true,
+    serves: offlineBundles,
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=ftp://${TESTNET.authority}/offline.trd trd.start=1\n` },
+      ...IMPORTED,
+      { expect: MENU, timeoutMs: 30_000, type: '8\n' },
+      { expect: /# $/, timeoutMs: 30_000, type: `${MASTER_SEARCH}\nexit\n` },
+      { expect: /MASTER SECRET: absent\n/, timeoutMs: 60_000 },
+      ...certShown('first'),
+      { expect: MENU, timeoutMs: 30_000, type: '3\n' },
+      { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '7\n' },
+      { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: `ftp://${TESTNET.authority}/renewed.trd\n` },
+      { expect: /tor is running: stop it to swap the new state in \(it starts again after\)\? \[y\/N\] $/, timeoutMs: 120_000, type: 'y\n' },
+      { expect: /imported: the torrc and \d+ key files\n[^]*tor started \(pid \d+\)\n[^]*\(Enter\) $/, timeoutMs: 120_000, type: '\n' },
+      ...certShown('renewed'),
+      ...SAME_IDENTITY,
+      ...halt(),
+    ],
+    timeoutMs: 1_200_000,
+  },
+  {
+    name: 'unattended',
+    description: `power on into the private Tor network with nothing typed at all: the boot settings (${GUEST_NET} trd.import=… trd.start=1), the console and the passphrase through fw_cfg; on x86_64 the ISO as a disk through UEFI (a kernel started by UEFI has no command line), on i686 as a CD through BIOS, isolinux left to boot its default; the identity imported, tor running, the same identity in the status view`,
+    testnet: true,
+    boot: (iso, arch) => ({
+      image: iso,
+      ...(arch === 'x86_64' ? { as: 'disk' as const, firmware: 'uefi' as const } : { as: 'cdrom' as const, firmware: 'bios' as const }),
+      // QEMU's option syntax: a comma in a value is written twice.
+      fwCfg: ['name=opt/tor-ramdisk/console,string=ttyS0', `name=opt/tor-ramdisk/cmdline,string=${`${GUEST_NET} trd.import=${RELAY_URL} trd.start=1`.replaceAll(',', ',,')}`],
+    }),
+    steps: [
+      { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 360_000 },
+      { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000, mark: 'tor started' },
+      ...SAME_IDENTITY,
+      ...halt(),
+    ],
+    timeoutMs: 900_000,
+  },
+  {
     name: 'menu-uefi',
     description: 'the ISO as a disk (a USB stick) through UEFI, the kernel its own EFI application, to the menu; then power off',
     arches: ['x86_64'],
@@ -325,13 +398,13 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
   requireSmokeTools();
   const testnet = scenario.testnet ? await startTestnet() : undefined;
   try {
-    const medium = scenario.boot(iso);
+    const medium = scenario.boot(iso, arch);
     const fwCfg = [...(medium.fwCfg ?? [])];
     const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
     const started = Date.now();
     const marks: Record<string, number> = {};
     const options = { arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions;
-    for (const [name, data] of Object.entries(testnet && scenario.serves ? scenario.serves(relay!) : {})) await testnet!.serve(name, data);
+    for (const [name, data] of Object.entries(testnet && scenario.serves ? await scenario.serves(relay!) : {})) await testnet!.serve(name, data);
     const earlier: string[] = [];
     let guest = await boot(options);
     const run = testnet ? { net: testnet, relay: relay!, output: () => guest.output() } : undefined;

@@ -1,6 +1,6 @@
-# cmdline.sh: the non-interactive boot settings from the kernel command line. Anyone can
-# read /proc/cmdline, so it carries no secret: passphrase and passwords come from the
-# console or from QEMU's fw_cfg.
+# cmdline.sh: the non-interactive boot settings from the kernel command line (and under
+# QEMU from fw_cfg's opt/tor-ramdisk/cmdline). Anyone can read /proc/cmdline, so it carries
+# no secret: passphrase and passwords come from the console or from QEMU's fw_cfg.
 #
 #   trd.net=dhcp | static,ADDR/PREFIX,GATEWAY[,DNS[,DNS…]]
 #   trd.net6=slaac | static,ADDR/PREFIX,GATEWAY
@@ -122,13 +122,16 @@ cmdline_show() {
 	done
 }
 
-# cmdline_read: parse the running kernel's command line (words split, never globbed).
+# cmdline_read: parse the running kernel's command line, then QEMU's fw_cfg
+# opt/tor-ramdisk/cmdline (the same words, for a kernel started straight from UEFI, which
+# has no command line); a word given twice takes its last value. Split, never globbed.
 cmdline_read() {
-	[ -r "$TRD_CMDLINE" ] || { cmdline_reset; return 0; }
-	read -r _cr <"$TRD_CMDLINE" || [ -n "${_cr:-}" ] || { cmdline_reset; return 0; }
+	_cr='' _cr_fw=''
+	[ -r "$TRD_CMDLINE" ] && { read -r _cr <"$TRD_CMDLINE" || :; }
+	fwcfg_read cmdline _cr_fw || :
 	set -f
 	# shellcheck disable=SC2086
-	cmdline_parse $_cr
+	cmdline_parse $_cr $_cr_fw
 	_cr_rc=$?
 	set +f
 	return $_cr_rc
