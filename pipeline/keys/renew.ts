@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,7 +123,8 @@ export async function renewSigningKey(state: readonly StateFile[], master: Maste
   const missing = missingTools(RENEW_TOOLS);
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
-  const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-renew-'));
+  // The copy of the master secret tor signs with lives in $TMPDIR if set, else in RAM (/dev/shm), never longer than this call.
+  const dir = await mkdtemp(join(process.env.TMPDIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir()), 'tor-ramdisk-renew-'));
   try {
     const keys = join(dir, 'keys');
     await mkdir(keys, { mode: 0o700 });
