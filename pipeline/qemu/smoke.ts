@@ -7,7 +7,7 @@ import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
 import { MIN_ITERATIONS, open, seal } from '../bundle/format.js';
 import { packState, unpackState, type StateFile } from '../bundle/state.js';
 import { tarArchive } from '../bundle/ustar.js';
-import { expiryText, MASTER_SECRET, renewSigningKey, type SigningCert } from '../keys/renew.js';
+import { ed25519Identity, expiryText, MASTER_PUBLIC, MASTER_SECRET, renewSigningKey, type SigningCert } from '../keys/renew.js';
 import { GUEST_NET, startTestnet, TESTNET, TESTNET_TOOLS, type Testnet } from '../testnet/network.js';
 import { boot, type BootMedium, type BootOptions } from './boot.js';
 
@@ -502,11 +502,9 @@ async function testnetRelay(testnet: Testnet, fwCfg: string[]): Promise<Relay> {
   const file = join(testnet.dir, 'passphrase');
   await writeFile(file, `${passphrase}\n`, { mode: 0o600 });
   fwCfg.push(`name=opt/tor-ramdisk/passphrase,file=${file}`, `name=opt/tor-ramdisk/sshkey,file=${testnet.uploads.clientKey}`);
-  // keys/ed25519_master_id_public_key: a 32-byte "== ed25519v1-public: type0 ==" tag, then the key.
-  const master = state.find((f) => f.name === 'keys/ed25519_master_id_public_key');
-  if (master?.data.length !== 64) throw new Error('the testnet relay has no 64-byte keys/ed25519_master_id_public_key');
-  const ed25519 = master.data.subarray(32).toString('base64').replace(/=+$/, '');
-  return { fingerprint, ed25519, passphrase, state };
+  const master = state.find((f) => f.name === MASTER_PUBLIC);
+  if (!master) throw new Error(`the testnet relay has no ${MASTER_PUBLIC}`);
+  return { fingerprint, ed25519: ed25519Identity(master.data), passphrase, state };
 }
 
 /**
