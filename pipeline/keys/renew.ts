@@ -85,7 +85,7 @@ export interface MasterKey {
 }
 
 /** Is this master key file encrypted (tor --keygen with a passphrase)? Anything else is refused. */
-export function masterKeyEncrypted(master: Pick<MasterKey, 'file' | 'source'>): boolean {
+function masterKeyEncrypted(master: Pick<MasterKey, 'file' | 'source'>): boolean {
   const tag = tagOf(master.file);
   if (tag === TAGS.encrypted) return true;
   if (tag === TAGS.secret && master.file.length === TAG_BYTES + 64) return false;
@@ -99,7 +99,7 @@ function keygenRefusal(output: string, encrypted: boolean, source: string): stri
   if (/ does not match /.test(output)) return `it is not the master key of the relay in ${source}; name the master key this relay was made with`;
   if (encrypted && /Unable to read \S+_encrypted/.test(output)) return 'it does not open with that passphrase; check the master key passphrase';
   const warnings = [...output.matchAll(/ \[(?:warn|err)\] (.*)$/gm)].map((m) => m[1]!).filter((w) => !/running Tor as root|Missing identity key/.test(w));
-  return warnings.at(-1) ?? 'tor gave no reason (its output is below)';
+  return warnings.at(-1) ?? 'tor gave no reason';
 }
 
 /**
