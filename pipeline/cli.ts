@@ -30,6 +30,8 @@ import { expiryText, parseSigningCert, renewSigningKey, SIGNING_CERT } from './k
 import { sha256 } from './hash.js';
 import { join, resolve } from 'node:path';
 import type { FragmentReport } from './stages/kernel.js';
+import { configValues, parseKconfig } from './kconfig/fragment.js';
+import { hardwareReport, readHardwareList } from './kconfig/hardware.js';
 import { formatLinkage, type LinkageRecord } from './elf/linkage.js';
 
 const common = {
@@ -458,18 +460,22 @@ ${configHelp}
     },
   },
   kernel: {
-    summary: 'kernel check: each kernel fragment symbol, wanted and actual',
+    summary: 'kernel check: each kernel fragment symbol, wanted and actual, and the hardware list',
     usage: `tor-ramdisk kernel check [--arch A] [options]
 
 Configures the kernel (a cached stage after the first run) and prints every symbol the
-fragments in kernel/ set, with the wanted and the actual value.
+fragments in kernel/ set, with the wanted and the actual value, then each device of the
+hardware list (kernel/hardware.md) with its symbol's value. A listed device the kernel
+lacks fails the check (exit 3).
 
 ${configHelp}`,
     options: { ...common },
     async run(values, positionals) {
       if (positionals[0] !== 'check' || positionals.length !== 1) throw new InputError('usage: tor-ramdisk kernel check [--arch A]');
+      const missing: string[] = [];
       for (const arch of archList(values.arch)) {
-        const report = JSON.parse(await readFile(join(await stageOutput(values, arch, 'kernel-config'), 'fragments.json'), 'utf8')) as FragmentReport[];
+        const dir = await stageOutput(values, arch, 'kernel-config');
+        const report = JSON.parse(await readFile(join(dir, 'fragments.json'), 'utf8')) as FragmentReport[];
         const width = Math.max(...report.map((r) => r.symbol.length));
         console.log(`kernel configuration for ${arch}: ${report.length} symbols set by fragments`);
         // A later fragment (the debug layer's) may set a symbol again: the last one is what is wanted.
@@ -479,6 +485,17 @@ ${configHelp}`,
           const mark = over ? 'over' : r.wanted === r.actual ? 'ok  ' : 'DIFF';
           console.log(`${mark}  ${r.fragment.padEnd(26)} ${r.symbol.padEnd(width)}  wanted ${r.wanted.padEnd(6)} actual ${r.actual}${over}`);
         }
+        const config = parseKconfig(await readFile(join(dir, 'config'), 'utf8'), `kernel-config ${arch}`);
+        const hardware = hardwareReport(await readHardwareList(), arch, configValues(config));
+        const deviceWidth = Math.max(...hardware.map((h) => h.device.device.length));
+        console.log(`hardware for ${arch} (kernel/hardware.md): ${hardware.length} devices`);
+        for (const { device, actual } of hardware) console.log(`${actual === 'y' ? 'ok  ' : 'MISS'}  ${device.device.padEnd(deviceWidth)}  ${device.symbol}=${actual}  ${device.where}`);
+        missing.push(...hardware.filter((h) => h.actual !== 'y').map((h) => `${arch}: ${h.device.device} (${h.device.symbol}=${h.actual})`));
+      }
+      if (missing.length > 0) {
+        throw new TorRamdiskError('ERR_KERNEL_HARDWARE', 'verification', `kernel check: the kernel lacks ${missing.length} device(s) of kernel/hardware.md: ${missing.join(', ')}`, {
+          hint: 'Build the symbol in (a fragment in kernel/), or take the device off the list and say why there.',
+        });
       }
     },
   },

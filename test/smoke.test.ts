@@ -22,16 +22,23 @@ const SHOWS: Record<string, RegExp[]> = {
   'offline-key': [/MASTER SECRET: absent/, /signing key certificate: [^\n]*, in [12] days[^]*signing key certificate: [^\n]*, in (29|30) days/],
   unattended: [/imported: the torrc and 8 key files/, /fingerprint: [0-9A-F]{40}\ned25519 identity: [A-Za-z0-9+/]{43}\n/],
   export: [/exported to ftp:/, /exported to scp:/, /ed25519 identity: [A-Za-z0-9+/]{43}\n[^]*ed25519 identity: [A-Za-z0-9+/]{43}\n/],
+  y2038: [/CLOCK: 2038-06-01 \d{10}\n/, /signing-cert-expiry: 2040-01-31/],
 };
 
 /** npm test runs these on x86_64 only (CI's budget); `tor-ramdisk smoke` runs them on every arch. */
 const X86_64_ONLY = new Set(['bad-imports', 'export', 'offline-key', 'unattended']);
+/**
+ * Only on the uClibc-ng images: the host toolchain's i686 images have Debian's glibc with a
+ * 32-bit time_t, which ends in 2038 (what the scenario shows of the uClibc-ng ones), and on
+ * x86_64 the host images have nothing to show there.
+ */
+const UCLIBC_ONLY = new Set(['y2038']);
 
 for (const arch of ARCHES) {
   for (const name of Object.keys(SHOWS)) {
     if (arch !== 'x86_64' && X86_64_ONLY.has(name)) continue;
     const [scenario] = scenariosFor(arch, [name]);
-    test(`${arch}: ${name} (host toolchain)`, async (t) => {
+    if (!UCLIBC_ONLY.has(name)) test(`${arch}: ${name} (host toolchain)`, async (t) => {
       const { dir } = await hostBuild(arch, ['iso']);
       const result = await runScenario(arch, await isoIn(dir('iso')), scenario!);
       for (const shown of SHOWS[name]!) t.regex(result.transcript, shown);

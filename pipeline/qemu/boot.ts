@@ -56,6 +56,8 @@ export type BootOptions = BootMedium & {
   network?: GuestNetwork;
   /** Data for the guest through fw_cfg (`name=opt/...,file=...`): never on the command line. */
   fwCfg?: string[];
+  /** The guest's clock at power on (QEMU's RTC base, `2038-06-01T00:00:00`), if not the host's. */
+  clock?: string;
   /** Called with each piece of serial output as it comes (a console shown live). */
   onOutput?: (text: string) => void;
   timeoutMs: number;
@@ -94,6 +96,7 @@ export function qemuArgs(machine: Machine, options: BootOptions): string[] {
   ];
   for (const device of options.devices ?? []) args.push('-device', device);
   for (const item of options.fwCfg ?? []) args.push('-fw_cfg', item);
+  if (options.clock) args.push('-rtc', `base=${options.clock}`);
   if (!options.network) {
     args.push('-nic', 'none');
   } else if ('tap' in options.network) {

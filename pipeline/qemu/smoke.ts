@@ -46,6 +46,8 @@ export interface Scenario {
   boot: (iso: string, arch: Arch) => BootMedium & { fwCfg?: string[] };
   /** The guest's RAM, if not the machine definition's. */
   memoryMb?: number;
+  /** The guest's clock at power on (its RTC), if not now. */
+  clock?: string;
   /**
    * The guest joins a private Tor network (pipeline/testnet) on a tap, and a relay identity
    * for this network waits for it, sealed, on the network's FTP server as RELAY_URL; its
@@ -226,6 +228,18 @@ const certShown = (which: 'first' | 'renewed'): Step[] => [
   { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
 ];
 
+/**
+ * In the guest's shell, its clock past 2038-01-19 (where a 32-bit time_t ends): the date and
+ * seconds it reads, a clock set to 2040, and tor making a signing key certificate then and
+ * printing its expiry (its own time arithmetic, parsing and formatting).
+ */
+const Y2038_CHECK = [
+  String.raw`echo "CLOCK: $(date -u '+%Y-%m-%d') $(date -u +%s)"`,
+  String.raw`date -u -s '2040-01-01 00:00:00' >/dev/null && echo "SET: $(date -u '+%Y-%m-%d') $(date -u +%s)"`,
+  String.raw`k=$(mktemp -d) && : > $k/torrc && tor -f $k/torrc --defaults-torrc $k/torrc --DataDirectory $k --keygen --no-passphrase --SigningKeyLifetime '30 days' > /dev/null 2>&1`,
+  String.raw`tor -f $k/torrc --defaults-torrc $k/torrc --DataDirectory $k --key-expiration sign 2>&1 | grep -- -cert-expiry; rm -rf $k`,
+].join('; ');
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
@@ -356,6 +370,22 @@ export const SCENARIOS: readonly Scenario[] = [
     timeoutMs: 900_000,
   },
   {
+    name: 'y2038',
+    description: 'power on with the clock at 2038-06-01, past the end of a 32-bit time_t: the shell reads the date and the seconds, sets the clock to 2040, and tor makes a signing key certificate and prints its expiry, 2040-01-31',
+    clock: '2038-06-01T00:00:00',
+    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    steps: [
+      { expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' },
+      { expect: MENU, timeoutMs: 360_000, type: '8\n' },
+      { expect: /# $/, timeoutMs: 30_000, type: `${Y2038_CHECK}\nexit\n` },
+      { expect: /CLOCK: 2038-06-01 (\d{10})\n/, timeoutMs: 30_000 },
+      { expect: /SET: 2040-01-01 22089\d{5}\n/, timeoutMs: 30_000 },
+      { expect: /signing-cert-expiry: 2040-01-31 \d\d:\d\d:\d\d/, timeoutMs: 120_000 },
+      ...halt(),
+    ],
+    timeoutMs: 600_000,
+  },
+  {
     name: 'menu-uefi',
     description: 'the ISO as a disk (a USB stick) through UEFI, the kernel its own EFI application, to the menu; then power off',
     arches: ['x86_64'],
@@ -403,7 +433,7 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     const relay = testnet ? await testnetRelay(testnet, fwCfg) : undefined;
     const started = Date.now();
     const marks: Record<string, number> = {};
-    const options = { arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions;
+    const options = { arch, ...medium, fwCfg, memoryMb: scenario.memoryMb, clock: scenario.clock, network: testnet ? { tap: testnet.namespace } : undefined, timeoutMs: scenario.timeoutMs } as BootOptions;
     for (const [name, data] of Object.entries(testnet && scenario.serves ? await scenario.serves(relay!) : {})) await testnet!.serve(name, data);
     const earlier: string[] = [];
     let guest = await boot(options);

@@ -1,11 +1,13 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
+import type { Arch } from '../config/schema.js';
 import type { Stage, StageContext } from '../engine/stage.js';
 import type { HostTool } from '../engine/tools.js';
 import { BuildError, InputError } from '../errors.js';
 import { applyFragments } from '../kconfig/apply.js';
 import { configValues, readFragment, type Fragment } from '../kconfig/fragment.js';
+import { sha256 } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
 import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
@@ -38,7 +40,32 @@ const KERNEL_TOOLS: readonly HostTool[] = [
   { command: 'patch', package: 'patch' },
   { file: '/usr/include/libelf.h', package: 'libelf-dev' },
   { file: '/usr/include/openssl/ssl.h', package: 'libssl-dev' },
+  // The GCC plugins (hardening.config): Kbuild's HOSTCXX builds them against the target
+  // compiler's plugin headers, which include gmp, mpfr and mpc.
+  { command: 'g++', package: 'g++', compiler: 'cc1plus' },
+  { file: '/usr/include/x86_64-linux-gnu/gmp.h', package: 'libgmp-dev' },
+  { file: '/usr/include/mpfr.h', package: 'libmpfr-dev' },
+  { file: '/usr/include/mpc.h', package: 'libmpc-dev' },
 ];
+
+/** Debian's compilers ship their plugin headers apart; the uClibc-ng gcc installs its own. */
+const HOST_PLUGIN_HEADERS: Record<Arch, HostTool> = {
+  x86_64: { file: '/usr/lib/gcc/x86_64-linux-gnu/12/plugin/include/plugin-version.h', package: 'gcc-12-plugin-dev' },
+  i686: { file: '/usr/lib/gcc-cross/i686-linux-gnu/12/plugin/include/plugin-version.h', package: 'gcc-12-plugin-dev-i686-linux-gnu' },
+};
+
+function kernelTools(config: ResolvedConfig): readonly HostTool[] {
+  return config.toolchainVariant === 'host' ? [...KERNEL_TOOLS, HOST_PLUGIN_HEADERS[config.arch]] : KERNEL_TOOLS;
+}
+
+/**
+ * The seed of randstruct and of latent_entropy's compile-time constants: fixed by the kernel
+ * source and the checked configuration, so the same inputs give the same kernel (a seed
+ * drawn at build time would not). It is as public as the image itself.
+ */
+function pluginSeed(ctx: StageContext, config: string): string {
+  return sha256(`tor-ramdisk plugin seed\n${ctx.sources.linux![0]!.sha256}\n${config}`);
+}
 
 function reproducibleEnv(ctx: StageContext, tc: Toolchain): Record<string, string> {
   const epoch = Number(ctx.config.get('build.sourceDateEpoch'));
@@ -52,7 +79,11 @@ function reproducibleEnv(ctx: StageContext, tc: Toolchain): Record<string, strin
   };
 }
 
-async function kernelTree(ctx: StageContext): Promise<{ src: string; build: string; tc: Toolchain; make: (...targets: string[]) => Promise<unknown> }> {
+/**
+ * The extracted, patched source with its object tree. `config`, the checked .config's text,
+ * is given where the kernel is compiled: it fixes the plugins' seed.
+ */
+async function kernelTree(ctx: StageContext, config?: string): Promise<{ src: string; build: string; tc: Toolchain; make: (...targets: string[]) => Promise<unknown> }> {
   if (ctx.config.get('kernel.modules')) throw new InputError('kernel.modules is true, but the image kernel is built without module support', { hint: 'Leave kernel.modules locked to false.' });
   const tc = await readToolchain(ctx.deps.toolchain!.dir);
   const src = join(ctx.work, 'linux');
@@ -61,10 +92,21 @@ async function kernelTree(ctx: StageContext): Promise<{ src: string; build: stri
   const build = join(src, 'build');
   ctx.progress('extracting linux');
   await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name, path: ctx.path });
-  // The optional patch series, in file-name order; each must apply cleanly.
+  // The optional patch series, in file-name order; each must apply cleanly. A patched file
+  // keeps the tarball's time, so an object tree built from the same patched source (the
+  // kernel stage's, reused by kernel-embedded) stays up to date.
   const patches = (await readdir(join(KERNEL_FRAGMENTS_DIR, 'patches')).catch(() => [] as string[])).filter((f) => f.endsWith('.patch')).sort();
-  for (const patch of patches) await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(KERNEL_FRAGMENTS_DIR, 'patches', patch)], { cwd: src });
+  for (const patch of patches) {
+    const path = join(KERNEL_FRAGMENTS_DIR, 'patches', patch);
+    await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', path], { cwd: src });
+    const files = [...(await readFile(path, 'utf8')).matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => m[1]!);
+    if (files.length > 0) await ctx.exec('touch', ['-r', 'Makefile', ...files], { cwd: src });
+  }
   const env = reproducibleEnv(ctx, tc);
+  if (config !== undefined) {
+    const seed = pluginSeed(ctx, config);
+    Object.assign(env, { RANDSTRUCT_SEED: seed, KCFLAGS: `-frandom-seed=${seed.slice(0, 16)}` });
+  }
   const make = (...targets: string[]) =>
     ctx.exec('make', ['-C', src, 'O=build', `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
   return { src, build, tc, make };
@@ -80,7 +122,7 @@ export const kernelConfigStage: Stage = {
   config: CONFIG_KEYS,
   // Only what this arch's build reads: an i686 fragment does not rebuild the x86_64 kernel.
   files: (config) => [...kernelFragmentNames(config).map((name) => `kernel/${name}.config`), 'kernel/patches'],
-  tools: KERNEL_TOOLS,
+  tools: kernelTools,
   async run(ctx) {
     const { src, build, make } = await kernelTree(ctx);
     const dotConfig = join(build, '.config');
@@ -102,10 +144,10 @@ export const kernelStage: Stage = {
   sources: ['linux'],
   deps: ['toolchain', 'kernel-config'],
   config: CONFIG_KEYS,
-  tools: KERNEL_TOOLS,
+  tools: kernelTools,
   async run(ctx) {
-    const { build, make } = await kernelTree(ctx);
     const config = join(ctx.deps['kernel-config']!.dir, 'config');
+    const { build, make } = await kernelTree(ctx, await readFile(config, 'utf8'));
     await mkdir(build, { recursive: true });
     await copyFile(config, join(build, '.config'));
     await make('olddefconfig');
@@ -135,9 +177,10 @@ export const kernelEmbeddedStage: Stage = {
   sources: ['linux'],
   deps: ['toolchain', 'kernel', 'initramfs'],
   config: CONFIG_KEYS,
-  tools: KERNEL_TOOLS,
+  tools: kernelTools,
   async run(ctx) {
-    const { src, build, make } = await kernelTree(ctx);
+    // The kernel stage's seed (from the same checked configuration): the same compiler flags, so only usr/ and the link are redone.
+    const { src, build, make } = await kernelTree(ctx, await readFile(join(ctx.deps.kernel!.dir, 'config'), 'utf8'));
     await ctx.exec('cp', ['-a', join(ctx.deps.kernel!.dir, 'build'), build]);
     const cpio = join(ctx.work, 'initramfs.cpio');
     await ctx.exec('sh', ['-c', 'xz -dc "$1" > "$2"', 'sh', join(ctx.deps.initramfs!.dir, 'initramfs.cpio.xz'), cpio]);

@@ -7,8 +7,11 @@ const CONFIGURE_TARGET: Record<Arch, string> = { x86_64: 'linux-x86_64', i686: '
 
 /**
  * What tor does not need, cut: loadable code (engines, providers as modules, the legacy
- * provider, dlopen), datagram and QUIC transports, SSLv3, TLS compression, tests and docs.
- * The `openssl` program stays: the export bundle is encrypted with `openssl enc`.
+ * provider, dlopen), datagram and QUIC transports, SSLv3, TLS compression, tests and docs;
+ * every cipher, digest, signature and protocol that neither tor's TLS and relay crypto nor
+ * the bundle (`openssl enc`: AES-256-CBC, PBKDF2-HMAC-SHA256) uses. Kept: AES, ChaCha20-Poly1305,
+ * SHA-1/2/3, HMAC, HKDF, scrypt, RSA, DH, EC (P-256, X25519) and ML-KEM (TLS 1.3's hybrid
+ * key exchange). The `openssl` program stays: the export bundle is encrypted with `openssl enc`.
  */
 const OPENSSL_OPTIONS = [
   'shared',
@@ -22,6 +25,10 @@ const OPENSSL_OPTIONS = [
   'no-comp',
   'no-tests',
   'no-docs',
+  ...['aria', 'bf', 'camellia', 'cast', 'des', 'idea', 'rc2', 'rc4', 'seed', 'sm4', 'ocb', 'siv'].map((cipher) => `no-${cipher}`),
+  ...['blake2', 'argon2', 'md4', 'rmd160', 'sm3', 'whirlpool', 'siphash'].map((digest) => `no-${digest}`),
+  ...['dsa', 'sm2', 'ec2m', 'gost', 'ml-dsa', 'slh-dsa', 'srp'].map((algorithm) => `no-${algorithm}`),
+  ...['cms', 'cmp', 'ct', 'ocsp', 'ts', 'http', 'rfc3779', 'srtp', 'nextprotoneg', 'ssl-trace'].map((protocol) => `no-${protocol}`),
   // -pie for the openssl program only: in LDFLAGS it would also reach the libraries' links.
   'enable-pie',
 ] as const;

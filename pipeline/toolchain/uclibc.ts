@@ -69,6 +69,9 @@ export function gccConfigureArgs(arch: Arch, prefix: string, sysroot: string): s
     '--without-isl',
     // Nothing in the image is built with link-time optimisation: lto1 is not worth its build time.
     '--disable-lto',
+    // The kernel's hardening plugins (randstruct, latent entropy, stackleak) are built by the
+    // host's g++ against this compiler's plugin headers, which `make install` then installs.
+    '--enable-plugin',
     '--with-linker-hash-style=gnu',
     // Hardened by default: a plain `gcc hello.c` is PIE with -fstack-protector-strong, linked
     // -z now (binutils adds -z relro). Built-in specs, not a specs file: any file named `specs`
