@@ -1,10 +1,11 @@
 import test from 'ava';
 import { execa } from 'execa';
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Arch } from '../pipeline/config/schema.js';
-import { sha256File } from '../pipeline/hash.js';
+import { sha256, sha256File } from '../pipeline/hash.js';
+import { findEntry, ISO_BLOCK, readExtent } from '../pipeline/image/iso9660.js';
 import { boot, type BootMedium, type Guest } from '../pipeline/qemu/boot.js';
 import { MENU } from '../pipeline/qemu/smoke.js';
 import { loadLayers } from '../pipeline/config/layers.js';
@@ -75,6 +76,22 @@ test.serial('x86_64: the ISO boots from a disk (a USB stick) through UEFI, the k
   } finally {
     guest.kill();
   }
+});
+
+test.serial('x86_64: the ISO holds the kernel once: /boot/bzImage (BIOS) reads the EFI image\'s \\EFI\\BOOT\\BOOTX64.EFI (UEFI)', async (t) => {
+  const { iso, output } = await images('x86_64');
+  const kernel = join(output('kernel-embedded').dir, 'bzImage');
+  const efi = (await findEntry(iso, '/boot/efiboot.img'))!;
+  const bzImage = (await findEntry(iso, '/boot/bzImage'))!;
+  t.true(bzImage.block > efi.block && bzImage.block * ISO_BLOCK + bzImage.size <= efi.block * ISO_BLOCK + efi.size, '/boot/bzImage lies inside the EFI image');
+  t.is(sha256(await readExtent(iso, bzImage)), await sha256File(kernel));
+  // What UEFI reads: the FAT file system at the EFI image's place in the ISO.
+  const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-efi-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await execa('mcopy', ['-n', '-i', `${iso}@@${efi.block * ISO_BLOCK}`, '::/EFI/BOOT/BOOTX64.EFI', join(dir, 'BOOTX64.EFI')], { env: { MTOOLS_SKIP_CHECK: '1' } });
+  t.is(await sha256File(join(dir, 'BOOTX64.EFI')), await sha256File(kernel));
+  const sizes = { iso: (await stat(iso)).size, kernel: (await stat(kernel)).size };
+  t.true(sizes.iso < sizes.kernel + 2 * 1048576, `the ISO (${sizes.iso} bytes) is the kernel (${sizes.kernel} bytes) and less than 2 MiB more`);
 });
 
 test.serial('x86_64: linkage and audit of the image, from the command line', async (t) => {

@@ -39,8 +39,10 @@ export const busyboxStage = packageStage({
       throw new InputError('logging.userland is true, but busybox is built without syslogd, klogd, logger and logread', { hint: 'Leave logging.userland locked to false.' });
     }
     // The toolchain's flags go in once, as EXTRA_* (applied after busybox's own): busybox would
-    // also take CFLAGS and LDFLAGS from the environment.
-    const { CFLAGS: cflags, LDFLAGS: ldflags, ...makeEnv } = env;
+    // also take CFLAGS and LDFLAGS from the environment. Optimized for size (last -O wins):
+    // nothing busybox does is on the relay's hot path.
+    const { CFLAGS: toolchainCflags, LDFLAGS: ldflags, ...makeEnv } = env;
+    const cflags = `${toolchainCflags} -Os`;
     const make = (args: readonly string[], input?: string) =>
       ctx.exec('make', [`-j${ctx.jobs}`, `CROSS_COMPILE=${tc.prefix}`, `EXTRA_CFLAGS=${cflags}`, `EXTRA_LDFLAGS=${ldflags}`, ...args], {
         cwd: src,

@@ -42,7 +42,8 @@ export const dropbearStage = packageStage({
         '--disable-pututline',
         '--disable-pututxline',
       ],
-      { cwd: src, env },
+      // Optimized for size (the last -O wins): scp runs once per export.
+      { cwd: src, env: { ...env, CFLAGS: `${env.CFLAGS} -Os` } },
     );
     await writeFile(join(src, 'localoptions.h'), LOCAL_OPTIONS);
     await make([PROGRAMS]);
