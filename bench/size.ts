@@ -3,27 +3,14 @@
 // Per arch: the ISO, the kernel alone (bzImage without the initramfs), the kernel with the
 // initramfs embedded, initramfs.cpio.xz, the ELF files of the image together, and the five
 // largest files in it. Builds what is not in the stage cache first.
-import { execa } from 'execa';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ARCHES, type Arch } from '../pipeline/config/schema.js';
+import { sizeOf, stageOutputs } from './outputs.js';
 
-const cli = fileURLToPath(new URL('../pipeline/cli.js', import.meta.url));
 const options = process.argv.slice(2);
 const arches: Arch[] = options.includes('--arch') ? [options[options.indexOf('--arch') + 1] as Arch] : [...ARCHES];
 const buildOptions = options.filter((_, i) => options[i] !== '--arch' && options[i - 1] !== '--arch');
-
-/** The build's output directory of each stage (the build prints one line per stage). */
-async function outputs(arch: Arch): Promise<Record<string, string>> {
-  const result = await execa('node', [cli, 'build', '--arch', arch, ...buildOptions], { env: { CI: 'true' } });
-  return Object.fromEntries([...result.stdout.matchAll(/^\S+ +(\S+) +(?:built|cached|pulled) +(\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-}
-
-async function sizeOf(dir: string, suffix: string): Promise<number> {
-  const file = (await readdir(dir)).find((f) => f.endsWith(suffix))!;
-  return (await stat(join(dir, file))).size;
-}
 
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(2)} MB`;
@@ -43,7 +30,7 @@ async function elfBytes(initramfs: string, all: { path: string; size: number }[]
 const head = ['arch', 'ISO', 'kernel (bzImage alone)', 'bzImage (embedded)', 'initramfs.cpio.xz', 'ELF files', 'five largest files'];
 const rows: string[][] = [];
 for (const arch of arches) {
-  const dirs = await outputs(arch);
+  const dirs = await stageOutputs(arch, buildOptions);
   const all = await files(dirs.initramfs!);
   const largest = [...all].sort((a, b) => b.size - a.size).slice(0, 5);
   rows.push([

@@ -4,14 +4,12 @@
 // Running in the private Tor network's consensus with nothing typed but the boot line (relay),
 // power on to tor started with nothing typed at all (unattended: UEFI on x86_64, BIOS on i686),
 // the smallest -m (MiB) at which the relay scenario passes, and the image sizes.
-import { execa } from 'execa';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ARCHES, type Arch } from '../pipeline/config/schema.js';
 import { runScenario, scenariosFor } from '../pipeline/qemu/smoke.js';
+import { sizeOf, stageOutputs } from './outputs.js';
 
-const cli = fileURLToPath(new URL('../pipeline/cli.js', import.meta.url));
 const args = process.argv.slice(2);
 const options = args.length > 0 ? args : ['--set', 'toolchain.variant=host'];
 const arches: Arch[] = options.includes('--arch') ? [options[options.indexOf('--arch') + 1] as Arch] : [...ARCHES];
@@ -19,21 +17,10 @@ const buildOptions = options.filter((_, i) => options[i] !== '--arch' && options
 // The RAM sizes tried, largest first, until the relay scenario fails.
 const MEMORIES = [96, 80, 64, 48];
 
-/** The build's output directory of each stage (the build prints one line per stage). */
-async function outputs(arch: Arch): Promise<Record<string, string>> {
-  const result = await execa('node', [cli, 'build', '--arch', arch, ...buildOptions], { env: { CI: 'true' } });
-  return Object.fromEntries([...result.stdout.matchAll(/^\S+ +(\S+) +(?:built|cached|pulled) +(\/\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
-}
-
-async function size(dir: string, suffix: string): Promise<number> {
-  const file = (await readdir(dir)).find((f) => f.endsWith(suffix))!;
-  return (await stat(join(dir, file))).size;
-}
-
 const mib = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MiB`;
 const rows: string[][] = [];
 for (const arch of arches) {
-  const dirs = await outputs(arch);
+  const dirs = await stageOutputs(arch, buildOptions);
   const iso = join(dirs.iso!, (await readdir(dirs.iso!)).find((f) => f.endsWith('.iso'))!);
   const menu = await runScenario(arch, iso, scenariosFor(arch, ['menu-bios'])[0]!);
   const unattended = await runScenario(arch, iso, scenariosFor(arch, ['unattended'])[0]!);
@@ -57,8 +44,8 @@ for (const arch of arches) {
     first ? `${first.marks['Running in the consensus']?.toFixed(1)} s` : 'failed',
     smallest ? `${smallest} MiB` : `> ${MEMORIES[0]} MiB`,
     mib((await stat(iso)).size),
-    mib(await size(dirs['kernel-embedded']!, 'bzImage')),
-    mib(await size(dirs.initramfs!, '.cpio.xz')),
+    mib(await sizeOf(dirs['kernel-embedded']!, 'bzImage')),
+    mib(await sizeOf(dirs.initramfs!, '.cpio.xz')),
   ]);
 }
 const head = ['arch', 'power on → menu', 'power on → tor started (boot line typed)', 'power on → tor started (nothing typed)', 'power on → Running', 'smallest -m', 'ISO', 'bzImage (embedded)', 'initramfs.cpio.xz'];
