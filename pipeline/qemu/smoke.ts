@@ -219,8 +219,12 @@ async function offlineBundles(relay: Relay): Promise<Record<string, Buffer>> {
   return { 'offline.trd': seal(packState(first.state), passphrase, MIN_ITERATIONS), 'renewed.trd': seal(packState(renewed.state), passphrase, MIN_ITERATIONS) };
 }
 
-/** In the guest's shell: is any ed25519 master secret key anywhere in its filesystems? */
-const MASTER_SEARCH = String.raw`m=$(find / \( -path /proc -o -path /sys \) -prune -o -name 'ed25519_master_id_secret_key*' -print); [ -n "$m" ] || m=absent; echo "MASTER SECRET: $m"`;
+/**
+ * In the guest's shell: is any ed25519 master secret key anywhere in its filesystems? A walk in
+ * the shell alone (the image has no `find`), counting what it saw, so a walk that saw nothing
+ * cannot pass for one that found nothing.
+ */
+const MASTER_SEARCH = String.raw`n=0 m=; walk() { local f; for f in "$1"/* "$1"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue; case $f in /proc|/sys) continue ;; esac; n=$((n + 1)); case $f in */ed25519_master_id_secret_key*) m="$m $f" ;; esac; [ -d "$f" ] && [ ! -L "$f" ] && walk "$f"; done; }; walk ''; [ -n "$m" ] || m=absent; echo "MASTER SECRET: $m among $n files"`;
 
 /** The status view's signing certificate line: `which` certificate's expiry, to the hour. */
 const certShown = (which: 'first' | 'renewed'): Step[] => [
@@ -340,7 +344,7 @@ export const SCENARIOS: readonly Scenario[] = [
       ...IMPORTED,
       { expect: MENU, timeoutMs: 30_000, type: '8\n' },
       { expect: /# $/, timeoutMs: 30_000, type: `${MASTER_SEARCH}\nexit\n` },
-      { expect: /MASTER SECRET: absent\n/, timeoutMs: 60_000 },
+      { expect: /MASTER SECRET: absent among [1-9]\d{2,} files\n/, timeoutMs: 60_000 },
       ...certShown('first'),
       { expect: MENU, timeoutMs: 30_000, type: '3\n' },
       { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '7\n' },
