@@ -55,8 +55,8 @@ test('a release directory: smoke-tested images named for what they are, SBOM, SH
   t.log(lines.join('\n'));
   const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: out });
   t.regex(check.stdout, new RegExp(`${base}\\.iso: OK`));
-  const exported = await execa('gpg', ['--batch', '--export', 'maintainer@example.invalid'], { env: { GNUPGHOME: gnupg }, encoding: 'buffer' });
-  await writeFile(join(gnupg, 'maintainer.gpg'), exported.stdout);
+  // gpg writes the keyring itself: a binary key through a pipe would lose a last byte 0x0a to execa's newline stripping.
+  await execa('gpg', ['--batch', '--output', join(gnupg, 'maintainer.gpg'), '--export', 'maintainer@example.invalid'], { env: { GNUPGHOME: gnupg } });
   const verified = await execa('gpgv', ['--keyring', join(gnupg, 'maintainer.gpg'), join(out, 'SHA256SUMS.asc'), join(out, 'SHA256SUMS')], { reject: false });
   t.is(verified.exitCode, 0, verified.stderr);
   t.is(await validateSbom(await readFile(join(out, `${base}.cdx.json`), 'utf8')), undefined);

@@ -58,7 +58,7 @@ test('two equal builds compare equal; a difference is named down to the first di
   await sleep(1100);
   const same = { 'x.initramfs.cpio.xz': await initramfs(dir, 'b', 'tor 1'), 'x.iso': await iso(dir, 'b', 'kernel 1'), 'x.bzImage': await kernel(dir, 'b', 'kernel 1') };
   t.deepEqual(await compareImages(a, same), []);
-  t.is(readNewc(Buffer.from((await execa('xz', ['-dc', a['x.initramfs.cpio.xz']], { encoding: 'buffer' })).stdout)).length, 3);
+  t.is(readNewc(Buffer.from((await execa('xz', ['-dc', a['x.initramfs.cpio.xz']], { encoding: 'buffer', stripFinalNewline: false })).stdout)).length, 3);
 
   const other = { 'x.initramfs.cpio.xz': await initramfs(dir, 'c', 'tor 2'), 'x.iso': await iso(dir, 'c', 'kernel 2'), 'x.bzImage': await kernel(dir, 'c', 'kernel 2') };
   t.deepEqual(await compareImages(a, other), [
