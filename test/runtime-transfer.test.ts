@@ -3,6 +3,7 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { boot } from '../pipeline/qemu/boot.js';
+import { PBKDF2_MS } from '../pipeline/qemu/smoke.js';
 import { freePort } from './helpers/ports.js';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -290,7 +291,7 @@ test('boot: DHCP, an FTP import asked on the console, the menu over serial, an e
     initrd: join(image('initramfs'), 'initramfs.cpio.xz'),
     append: 'console=ttyS0 trd.net=dhcp trd.import=ftp://relay@10.0.2.100/r1.trd',
     network: { guestfwd: [forward(21, server.port), forward(dataPort, dataPort)] },
-    timeoutMs: 600_000,
+    timeoutMs: 1_200_000,
   });
   t.teardown(() => guest.kill());
 
@@ -298,7 +299,7 @@ test('boot: DHCP, an FTP import asked on the console, the menu over serial, an e
   guest.type('ftp secret pw\r');
   await guest.waitFor(/bundle passphrase for ftp:\/\/relay@10\.0\.2\.100\/r1\.trd: /);
   guest.type(`${PASSPHRASE}\r`);
-  await guest.waitFor(/imported: the torrc and 7 key files/);
+  await guest.waitFor(/imported: the torrc and 7 key files/, PBKDF2_MS);
   t.regex(await guest.waitFor(/\n> /), /10 +Halt \(power off\)/);
   guest.type('8\r');
   await guest.waitFor(/tor-ramdisk# /);
@@ -322,7 +323,7 @@ test('boot: DHCP, an FTP import asked on the console, the menu over serial, an e
   guest.type('another passphrase\r');
   await guest.waitFor(/the same passphrase again: /);
   guest.type('another passphrase\r');
-  await guest.waitFor(/exported to ftp:\/\/relay@10\.0\.2\.100\/out\.trd/);
+  await guest.waitFor(/exported to ftp:\/\/relay@10\.0\.2\.100\/out\.trd/, PBKDF2_MS);
   const exported = tarMembers(hostOpen(server.files.get('out.trd')!, Buffer.from('another passphrase')));
   t.deepEqual(exported.map((m) => m.name).sort(), ['keys/', ...Object.keys(keys).map((k) => `keys/${k}`), 'torrc'].sort());
   t.deepEqual(server.passwords, ['ftp secret pw', 'ftp secret pw']);

@@ -61,6 +61,12 @@ export interface Scenario {
   timeoutMs: number;
 }
 
+/**
+ * A step that waits on the bundle's PBKDF2 (600 000 iterations to seal; the bundle's own count
+ * to open): minutes under software emulation with other guests beside it.
+ */
+export const PBKDF2_MS = 420_000;
+
 /** The operator menu, waiting for a choice. */
 export const MENU = /10 +Halt \(power off\)\n\n> $/;
 
@@ -77,20 +83,19 @@ const EXPORTS: readonly Step[] = [
   { expect: MENU, timeoutMs: 30_000, type: '3\n' },
   { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
   { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.ftp}/${EXPORTED}\n` },
-  { expect: /exported to ftp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
+  { expect: /exported to ftp:[^\n]*\n\n\(Enter\) $/, timeoutMs: PBKDF2_MS, type: '\n' },
   { expect: MENU, timeoutMs: 30_000, type: '3\n' },
   { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '8\n' },
   { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.scp}/${EXPORTED}\n` },
   { expect: /host key of [^\n]*: $/, timeoutMs: 30_000, type: ({ net }) => `${net.uploads.hostKey}\n` },
   { expect: /SSH password for [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
-  { expect: /exported to scp:[^\n]*\n\n\(Enter\) $/, timeoutMs: 240_000, type: '\n' },
+  { expect: /exported to scp:[^\n]*\n\n\(Enter\) $/, timeoutMs: PBKDF2_MS, type: '\n' },
   { testnet: 'exported', timeoutMs: 30_000 },
 ];
 
 /** Import at power on, then tor started: the steps after the boot line. */
 const IMPORTED: readonly Step[] = [
-  // Under software emulation with other guests beside it, the import can take minutes.
-  { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 420_000 },
+  { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: PBKDF2_MS },
   { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000 },
 ];
 
@@ -186,7 +191,7 @@ const refusedImport = (url: string | ((run: Run) => string), refusal: RegExp, ho
         { expect: /SSH password for [^\n]*: $/, timeoutMs: 30_000, type: '\n' },
       ]
     : []),
-  { expect: new RegExp(`${refusal.source}[^]*\\(Enter\\) $`), timeoutMs: 120_000, type: '\n' },
+  { expect: new RegExp(`${refusal.source}[^]*\\(Enter\\) $`), timeoutMs: PBKDF2_MS, type: '\n' },
 ];
 
 const BAD_IMPORTS: readonly Step[] = [
@@ -284,7 +289,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { testnet: 'running', timeoutMs: 420_000, mark: 'Running in the consensus' },
       { testnet: 'circuit', timeoutMs: 180_000, mark: 'circuit through it' },
       { expect: MENU, timeoutMs: 30_000, type: '5\n' },
-      { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 30_000 },
+      { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 120_000 },
       { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
       ...halt(),
     ],
@@ -349,7 +354,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { expect: MENU, timeoutMs: 30_000, type: '3\n' },
       { expect: / 0 +back\n\n> $/, timeoutMs: 30_000, type: '7\n' },
       { expect: /URL(?: \[[^\]\n]*\])?: $/, timeoutMs: 30_000, type: `ftp://${TESTNET.authority}/renewed.trd\n` },
-      { expect: /tor is running: stop it to swap the new state in \(it starts again after\)\? \[y\/N\] $/, timeoutMs: 120_000, type: 'y\n' },
+      { expect: /tor is running: stop it to swap the new state in \(it starts again after\)\? \[y\/N\] $/, timeoutMs: PBKDF2_MS, type: 'y\n' },
       { expect: /imported: the torrc and \d+ key files\n[^]*tor started \(pid \d+\)\n[^]*\(Enter\) $/, timeoutMs: 120_000, type: '\n' },
       ...certShown('renewed'),
       ...SAME_IDENTITY,
