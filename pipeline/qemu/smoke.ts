@@ -283,8 +283,7 @@ export const SCENARIOS: readonly Scenario[] = [
     boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
     steps: [
       { expect: /boot: $/, timeoutMs: 120_000, type: `serial ${GUEST_NET} trd.import=${RELAY_URL} trd.start=1\n` },
-      // Under software emulation with other guests beside it, the import can take minutes.
-  { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: 420_000 },
+      { expect: /imported: the torrc and \d+ key files\n/, timeoutMs: PBKDF2_MS },
       { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000, mark: 'tor started' },
       { testnet: 'running', timeoutMs: 420_000, mark: 'Running in the consensus' },
       { testnet: 'circuit', timeoutMs: 180_000, mark: 'circuit through it' },
