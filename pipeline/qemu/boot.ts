@@ -1,5 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Arch } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { startInteractive } from '../exec.js';
@@ -127,6 +130,42 @@ export interface Guest {
   kill(): void;
 }
 
+/**
+ * How many guests run at once on this machine, across processes: `$TOR_RAMDISK_GUESTS`, else
+ * twice the cores. Under emulation a working guest takes a core, and a step's time limit means
+ * something only if each guest gets its share; a guest past the limit waits to power on.
+ */
+export function guestSlots(): number {
+  const value = process.env.TOR_RAMDISK_GUESTS;
+  if (value === undefined || value === '') return 2 * availableParallelism();
+  if (!/^[1-9]\d*$/.test(value)) throw new InputError(`TOR_RAMDISK_GUESTS="${value}" is not a number of guests`, { hint: 'Set it to a whole number ≥ 1, or unset it for twice the cores.' });
+  return Number(value);
+}
+
+/** Binds `name`, or resolves undefined if another process holds it. */
+function hold(name: string): Promise<Server | undefined> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' ? resolve(undefined) : reject(error)));
+    server.listen(name, () => resolve(server.unref()));
+  });
+}
+
+/**
+ * Waits for a free guest slot and resolves with its release. A slot is an abstract Unix socket
+ * (Linux frees it when its process dies): a killed run holds nothing, and no file is left.
+ */
+export async function takeGuestSlot(): Promise<() => void> {
+  const slots = guestSlots();
+  for (;;) {
+    for (let slot = 0; slot < slots; slot++) {
+      const server = await hold(`\0tor-ramdisk-guest-${slot}`);
+      if (server) return () => server.close();
+    }
+    await sleep(500);
+  }
+}
+
 export async function boot(options: BootOptions): Promise<Guest> {
   const machine = await readMachine(options.arch);
   let [command, args] = [machine.binary, qemuArgs(machine, options)];
@@ -135,7 +174,9 @@ export async function boot(options: BootOptions): Promise<Guest> {
     await assertIsolated(options.network.tap);
     [command, args] = options.network.tap.exec(command, args);
   }
+  const release = await takeGuestSlot();
   const child = startInteractive(command, args, { timeoutMs: options.timeoutMs });
+  void child.finally(release);
   let output = '';
   // Where the next wait starts reading: the end of the previous match.
   let cursor = 0;
