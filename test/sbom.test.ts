@@ -97,5 +97,7 @@ for (const arch of ARCHES) {
     const got = await sbomFor(arch, 'uclibc');
     t.is(await validateSbom(got.json), undefined);
     check(t, got, /^uclibc-ng$/);
+    const uclibc = (JSON.parse(got.json) as { components: Component[] }).components.find((c) => c.name === 'uclibc-ng')!;
+    t.true(uclibc.properties!.some((p) => p.name === 'tor-ramdisk:patch' && /^configs\/uclibc\/patches\/0001-.*sha256:[0-9a-f]{64}$/.test(p.value)));
   });
 }

@@ -8,6 +8,7 @@ import { stageSources, type Stage, type StageOutput } from '../engine/stage.js';
 import { run } from '../exec.js';
 import { sha256, sha256File } from '../hash.js';
 import { projectRoot } from '../paths.js';
+import { patchSeriesHashes, PATCH_DIRS } from '../sources/patches.js';
 import type { SourcePins } from '../sources/pins.js';
 import { readToolchain } from '../toolchain/toolchain.js';
 
@@ -97,10 +98,9 @@ export async function imageSbom(input: SbomInput): Promise<string> {
       bom.components.add(component);
     }
   }
-  // The patch series the kernel stage applies, in order.
-  const patchDir = join(projectRoot, 'kernel', 'patches');
-  for (const patch of (await readdir(patchDir).catch(() => [] as string[])).filter((f) => f.endsWith('.patch')).sort()) {
-    sources.get('linux')?.properties.add(new Models.Property('tor-ramdisk:patch', `kernel/patches/${patch} sha256:${await sha256File(join(patchDir, patch))}`));
+  // The project's patch series, in the order they apply.
+  for (const source of Object.keys(PATCH_DIRS)) {
+    for (const patch of await patchSeriesHashes(source)) sources.get(source)?.properties.add(new Models.Property('tor-ramdisk:patch', `${patch.path} sha256:${patch.sha256}`));
   }
   sources.get('gcc')?.properties.add(new Models.Property('tor-ramdisk:patch', 'gcc-gfdl-build.diff (pinned above)'));
 

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Arch } from '../config/schema.js';
@@ -10,6 +10,7 @@ import { configValues, readFragment, type Fragment } from '../kconfig/fragment.j
 import { sha256 } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
+import { applyPatchSeries, PATCH_DIRS } from '../sources/patches.js';
 import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
 import { HOST_CC, POSIX_TOOLS } from './tools.js';
 
@@ -92,16 +93,7 @@ async function kernelTree(ctx: StageContext, config?: string): Promise<{ src: st
   const build = join(src, 'build');
   ctx.progress('extracting linux');
   await extractTarball(ctx.sources.linux![0]!.path, src, { strip: 1, label: ctx.sources.linux![0]!.name, path: ctx.path });
-  // The optional patch series, in file-name order; each must apply cleanly. A patched file
-  // keeps the tarball's time, so an object tree built from the same patched source (the
-  // kernel stage's, reused by kernel-embedded) stays up to date.
-  const patches = (await readdir(join(KERNEL_FRAGMENTS_DIR, 'patches')).catch(() => [] as string[])).filter((f) => f.endsWith('.patch')).sort();
-  for (const patch of patches) {
-    const path = join(KERNEL_FRAGMENTS_DIR, 'patches', patch);
-    await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', path], { cwd: src });
-    const files = [...(await readFile(path, 'utf8')).matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => m[1]!);
-    if (files.length > 0) await ctx.exec('touch', ['-r', 'Makefile', ...files], { cwd: src });
-  }
+  await applyPatchSeries(ctx, 'linux', src);
   const env = reproducibleEnv(ctx, tc);
   if (config !== undefined) {
     const seed = pluginSeed(ctx, config);
@@ -121,7 +113,7 @@ export const kernelConfigStage: Stage = {
   deps: ['toolchain'],
   config: CONFIG_KEYS,
   // Only what this arch's build reads: an i686 fragment does not rebuild the x86_64 kernel.
-  files: (config) => [...kernelFragmentNames(config).map((name) => `kernel/${name}.config`), 'kernel/patches'],
+  files: (config) => [...kernelFragmentNames(config).map((name) => `kernel/${name}.config`), PATCH_DIRS.linux!],
   tools: kernelTools,
   async run(ctx) {
     const { src, build, make } = await kernelTree(ctx);

@@ -7,6 +7,7 @@ import { applyFragments } from '../kconfig/apply.js';
 import { parseKconfig, readFragment } from '../kconfig/fragment.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
+import { applyPatchSeries } from '../sources/patches.js';
 import type { Toolchain } from './toolchain.js';
 
 /**
@@ -100,6 +101,7 @@ export async function buildUclibcToolchain(ctx: StageContext): Promise<Toolchain
   };
   for (const source of UCLIBC_SOURCES) await unpack(source);
   await ctx.exec('patch', ['-p2', '-i', file('gcc', 'gcc-gfdl-build.diff').path], { cwd: src('gcc') });
+  await applyPatchSeries(ctx, 'uclibc-ng', src('uclibc-ng'));
 
   // Host compilers build the cross tools without debug info: faster, and nothing ships them.
   const env: Record<string, string> = {
