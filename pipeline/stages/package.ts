@@ -45,6 +45,8 @@ export interface PackageContext {
 
 export const PACKAGE_CONFIG = ['arch', 'build.sourceDateEpoch'] as const;
 
+const NO_UNWIND_TABLES = ['-fno-asynchronous-unwind-tables', '-fno-unwind-tables'];
+
 export function packageStage(recipe: PackageRecipe): Stage {
   return {
     name: recipe.name,
@@ -66,8 +68,15 @@ export function packageStage(recipe: PackageRecipe): Stage {
       const deps = recipe.deps ?? [];
       const env = {
         ...base,
-        // Build paths must not end up in the binaries: map the scratch tree to a fixed name.
-        CFLAGS: [base.CFLAGS, `-ffile-prefix-map=${ctx.work}=/build`, ...deps.map((d) => `-I${depPrefix(d)}/include`)].join(' '),
+        // Build paths must not end up in the binaries: map the scratch tree to a fixed name. No
+        // unwind tables (a fifth of tor's and libcrypto's bytes): this C never unwinds, and the
+        // image has no unwinder (libgcc_s), debugger or symbolizer that could read them.
+        CFLAGS: [
+          base.CFLAGS,
+          `-ffile-prefix-map=${ctx.work}=/build`,
+          ...NO_UNWIND_TABLES,
+          ...deps.map((d) => `-I${depPrefix(d)}/include`),
+        ].join(' '),
         LDFLAGS: [base.LDFLAGS, ...deps.flatMap((d) => [`-L${depPrefix(d)}/lib`, `-Wl,-rpath-link,${depPrefix(d)}/lib`])].join(' '),
         PKG_CONFIG_LIBDIR: deps.map((d) => `${depPrefix(d)}/lib/pkgconfig`).join(':'),
         PKG_CONFIG_SYSROOT_DIR: '/',

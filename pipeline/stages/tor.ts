@@ -43,12 +43,19 @@ export const torStage = packageStage({
         cwd: src,
         env: {
           ...env,
+          // Each function and object in its own section, so the link keeps only what tor reaches.
+          CFLAGS: `${env.CFLAGS} -ffunction-sections -fdata-sections`,
+          LDFLAGS: `${env.LDFLAGS} -Wl,--gc-sections`,
           // The build machine's pkg-config, reading only the dependencies' .pc files (PKG_CONFIG_LIBDIR):
           // configure stops on an unprefixed tool when cross-compiling, and there is no <target>-pkg-config.
           PKG_CONFIG: 'pkg-config',
           // Probes that would find a library on the build machine (the host toolchain's sysroot is /): the image has neither.
           ac_cv_lib_cap_cap_init: 'no',
           tor_cv_can_use_curve25519_nacl: 'no',
+          // For a crash backtrace, tor adds unwind tables and -rdynamic (which exports all of its
+          // 5000 symbols to name the frames): the image has no unwinder to take one, nor a log.
+          tor_cv_cflags__fasynchronous_unwind_tables: 'no',
+          tor_cv_ldflags__rdynamic: 'no',
         },
       },
     );
