@@ -19,7 +19,8 @@ export const testTools: readonly HostTool[] = [
   // The runtime's shell runs under the host's busybox ash; strace proves secrets stay out of argv.
   { file: '/bin/busybox', package: 'busybox-static' },
   { command: 'strace', package: 'strace' },
-  // The bundle tests open what the host sealed with `openssl enc`, as the image does.
+  // The bundle tests build the image's bundle-crypt for this machine, and check its format against `openssl enc`.
+  { file: '/usr/include/openssl/evp.h', package: 'libssl-dev' },
   { command: 'openssl', package: 'openssl' },
   // doctor's own test: a fresh Debian 12 chroot that it installs the build's tools into.
   { file: '/usr/sbin/debootstrap', package: 'debootstrap' },

@@ -1,15 +1,17 @@
 import test from 'ava';
+import { execa } from 'execa';
 import { createHmac, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open as hostOpen, seal as hostSeal } from '../pipeline/bundle/format.js';
 import { tarArchive, type TarEntry } from '../pipeline/bundle/ustar.js';
 import { decodeBundle, encodeBundle, signingCert, tarMembers } from './fixtures/runtime/bundle-codec.js';
-import { box, exists, leftovers, sh, snapshot } from './fixtures/runtime/shell.js';
+import { box, bundleCrypt, exists, leftovers, sh, snapshot } from './fixtures/runtime/shell.js';
 import { PASSPHRASE, RELAY_TORRC, relayKeys, seed, shellOpen, shellSeal } from './fixtures/runtime/relay-state.js';
 
 // Tier: unit. The image's export bundle, sealed and opened by its runtime under the host's busybox
-// ash and openssl: the format, the secrets kept out of argv, every refusal leaving the state as it was.
+// ash and the image's bundle-crypt: the format, the secrets kept out of argv, every refusal leaving the state as it was.
 
 // --- HMAC in shell ---------------------------------------------------------------------------
 
@@ -23,6 +25,48 @@ test('HMAC-SHA256 in shell equals Node crypto, for random keys and messages', as
     const result = await sh(b, 'hmac_sha256 "$1" <"$2"', { args: [key.toString('hex'), file] });
     t.is(String(result.stdout).trim(), createHmac('sha256', key).update(message).digest('hex'), `key ${keyLength}, message ${message.length}`);
   }
+});
+
+// --- bundle-crypt -----------------------------------------------------------------------------
+
+test('bundle-crypt and `openssl enc -aes-256-ctr -pbkdf2 -md sha256` read each other, and derive the same key and iv', async (t) => {
+  const crypt = await bundleCrypt();
+  const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-bundle-crypt-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = (name: string) => join(dir, name);
+  const data = randomBytes(40_000);
+  await writeFile(file('plain'), data);
+  await writeFile(file('pass'), `${PASSPHRASE}\n`);
+  // The passphrase on fd 3, as bundle.sh gives it.
+  const run = (args: readonly string[]) => execa('sh', ['-c', '"$0" "$@" 3<"$PASS"', crypt, ...args], { env: { PASS: file('pass') }, reject: false });
+  const openssl = ['enc', '-aes-256-ctr', '-pbkdf2', '-md', 'sha256', '-iter', '100000', '-pass', `file:${file('pass')}`];
+  t.is((await run(['seal', '100000', file('plain'), file('sealed')])).exitCode, 0);
+  await execa('openssl', [...openssl, '-d', '-in', file('sealed'), '-out', file('by-openssl')]);
+  t.deepEqual(await readFile(file('by-openssl')), data);
+  await execa('openssl', [...openssl, '-in', file('plain'), '-out', file('from-openssl')]);
+  t.is((await run(['open', '100000', file('from-openssl'), file('by-crypt')])).exitCode, 0);
+  t.deepEqual(await readFile(file('by-crypt')), data);
+  t.is((await stat(file('by-crypt'))).mode & 0o777, 0o600);
+  const salt = (await readFile(file('from-openssl'))).subarray(8, 16).toString('hex');
+  const derived = await run(['derive', '100000', salt]);
+  const printed = await execa('openssl', [...openssl, '-S', salt, '-P']);
+  const pick = (text: string) => text.split('\n').filter((l) => /^(key|iv) *=/.test(l)).map((l) => l.replace(/ /g, ''));
+  t.deepEqual(pick(String(derived.stdout)), pick(printed.stdout));
+  // Refusals: exit 1 with a message, and no output file left behind.
+  for (const [args, why] of [
+    [['open', '100000', file('plain'), file('none')], /no Salted__ header/],
+    [['derive', '100000', 'abc'], /the salt is not 8 bytes of hex/],
+    [['seal', '0', file('plain'), file('none')], /not an iteration count: 0/],
+    [['seal', '100000'], /usage: bundle-crypt/],
+  ] as const) {
+    const refused = await run(args);
+    t.is(refused.exitCode, 1, args.join(' '));
+    t.regex(String(refused.stderr), why);
+  }
+  const empty = await execa(crypt, ['seal', '100000', file('plain'), file('none')], { stdio: ['ignore', 'pipe', 'pipe', 'ignore'], reject: false });
+  t.is(empty.exitCode, 1);
+  t.regex(String(empty.stderr), /passphrase/);
+  t.false(await exists(file('none')));
 });
 
 // --- bundles: seal and open --------------------------------------------------------------------
@@ -85,7 +129,7 @@ test('the passphrase and the derived keys never appear in any argv', async (t) =
   t.is(sealed.exitCode, 0, String(sealed.stderr));
   const [key, macKey] = String(sealed.stdout).trim().split('\n').pop()!.split(' ');
   const log = await readFile(trace, 'utf8');
-  t.regex(log, /execve\(".*openssl", \["openssl", "enc"/, 'strace saw openssl run');
+  t.regex(log, /execve\("[^"]*\/bundle-crypt", \["[^"]*\/bundle-crypt", "seal"/, 'strace saw bundle-crypt run');
   for (const secret of [PASSPHRASE.slice(0, 12), key!.slice(0, 16), key!.slice(0, 16).toUpperCase(), macKey!.slice(0, 16)]) t.false(log.includes(secret), secret);
 });
 

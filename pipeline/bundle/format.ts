@@ -2,14 +2,15 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, pbkdf2Sync, r
 import { InputError, TorRamdiskError } from '../errors.js';
 
 /**
- * The relay-state bundle, the same bytes the image's shell writes with openssl and sha256sum:
+ * The relay-state bundle, the same bytes the image writes with bundle-crypt and sha256sum:
  *
  *   "TRDBUN01" | iterations (uint32 BE) | "Salted__" | salt (8) | AES-256-CTR(tar) | HMAC-SHA256
  *
  * key‖iv = PBKDF2-HMAC-SHA256(passphrase, salt, iterations, 48), as `openssl enc -pbkdf2 -md sha256`
  * derives them; macKey = SHA-256(key‖iv‖"tor-ramdisk bundle mac v1"); the HMAC covers every byte
  * before it. Encrypt-then-MAC with the one AEAD-free cipher mode `openssl enc` offers that needs no
- * padding: the image can seal and open without a key ever appearing in a process's argv.
+ * padding (so `openssl enc -d` opens it too): the image seals and opens without a key ever
+ * appearing in a process's argv.
  */
 export const MAGIC = Buffer.from('TRDBUN01', 'latin1');
 export const DEFAULT_ITERATIONS = 600_000;

@@ -22,7 +22,7 @@ export async function readPassphrase(file: string | undefined, confirm = false, 
   }
   if (text.length === 0) throw new InputError('empty passphrase', { hint: 'Give it in a file (--passphrase-file), on standard input, or at the prompt.' });
   const bytes = Buffer.from(text, 'utf8');
-  // The image hands it to openssl with -pass fd:, which reads at most 1023 bytes.
+  // The image hands it to bundle-crypt on a file descriptor, which reads at most 1023 bytes (as openssl's -pass fd: does).
   if (bytes.length > 1023) throw new InputError(`passphrase of ${bytes.length} bytes: the image can open bundles with passphrases of at most 1023 bytes`);
   return bytes;
 }

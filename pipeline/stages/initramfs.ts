@@ -14,7 +14,7 @@ import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
 const IMAGE_FILES: Record<string, readonly string[]> = {
   busybox: ['bin', 'sbin', 'usr/bin', 'usr/sbin'],
   tor: ['usr/bin/tor'],
-  openssl: ['usr/bin/openssl'],
+  openssl: ['usr/bin/bundle-crypt'],
   dropbear: ['usr/bin/dbclient', 'usr/bin/scp'],
 };
 const LIBRARY_STAGES = ['zlib', 'libevent', 'openssl'] as const;

@@ -1,6 +1,7 @@
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
+import { projectRoot } from '../paths.js';
 import { packageStage, withoutPie } from './package.js';
 
 const CONFIGURE_TARGET: Record<Arch, string> = { x86_64: 'linux-x86_64', i686: 'linux-elf' };
@@ -9,9 +10,9 @@ const CONFIGURE_TARGET: Record<Arch, string> = { x86_64: 'linux-x86_64', i686: '
  * What tor does not need, cut: loadable code (engines, providers as modules, the legacy
  * provider, dlopen), datagram and QUIC transports, SSLv3, TLS compression, tests and docs;
  * every cipher, digest, signature and protocol that neither tor's TLS and relay crypto nor
- * the bundle (`openssl enc`: AES-256-CBC, PBKDF2-HMAC-SHA256) uses. Kept: AES, ChaCha20-Poly1305,
+ * the bundle (bundle-crypt: AES-256-CTR, PBKDF2-HMAC-SHA256) uses. Kept: AES, ChaCha20-Poly1305,
  * SHA-1/2/3, HMAC, HKDF, scrypt, RSA, DH, EC (P-256, X25519) and ML-KEM (TLS 1.3's hybrid
- * key exchange). The `openssl` program stays: the export bundle is encrypted with `openssl enc`.
+ * key exchange). No `openssl` program: the bundle's cipher and KDF are bundle-crypt's.
  */
 const OPENSSL_OPTIONS = [
   'shared',
@@ -25,20 +26,23 @@ const OPENSSL_OPTIONS = [
   'no-comp',
   'no-tests',
   'no-docs',
+  'no-apps',
   ...['aria', 'bf', 'camellia', 'cast', 'des', 'idea', 'rc2', 'rc4', 'seed', 'sm4', 'ocb', 'siv'].map((cipher) => `no-${cipher}`),
   ...['blake2', 'argon2', 'md4', 'rmd160', 'sm3', 'whirlpool', 'siphash'].map((digest) => `no-${digest}`),
   ...['dsa', 'sm2', 'ec2m', 'gost', 'ml-dsa', 'slh-dsa', 'srp'].map((algorithm) => `no-${algorithm}`),
   ...['cms', 'cmp', 'ct', 'ocsp', 'ts', 'http', 'rfc3779', 'srtp', 'nextprotoneg', 'ssl-trace'].map((protocol) => `no-${protocol}`),
-  // -pie for the openssl program only: in LDFLAGS it would also reach the libraries' links.
-  'enable-pie',
 ] as const;
 
-/** OpenSSL 3.5 (LTS), shared libssl and libcrypto, and the `openssl` program. */
+/** The image's tool for the bundle's cipher and KDF, built here against this libcrypto. */
+const BUNDLE_CRYPT = 'configs/openssl/bundle-crypt.c';
+
+/** OpenSSL 3.5 (LTS), shared libssl and libcrypto, and bundle-crypt. */
 export const opensslStage = packageStage({
   name: 'openssl',
   title: 'OpenSSL',
   definition: import.meta.url,
   source: 'openssl',
+  files: [BUNDLE_CRYPT],
   async build({ ctx, src, tc, env, destdir, make }) {
     // OpenSSL puts its -fPIC before CFLAGS, where the toolchain's -fPIE would override it for the libraries.
     const cflags = `${env.CFLAGS} -fPIC`;
@@ -50,11 +54,26 @@ export const opensslStage = packageStage({
     await make(['crypto/buildinf.h', `CFLAGS=${cflags.replaceAll(ctx.work, '/build')}`]);
     await make([]);
     await make(['install_sw', `DESTDIR=${destdir}`]);
-    // Shared libraries only; c_rehash is a perl script, and the image has no perl. no-engine and
-    // no-module leave the engines and modules directories empty (rmdir fails if they are not).
-    const lib = join(destdir, 'usr', 'lib');
+    // Shared libraries only. no-engine and no-module leave the engines and modules directories
+    // empty (rmdir fails if they are not).
+    const usr = join(destdir, 'usr');
+    const lib = join(usr, 'lib');
     for (const file of await readdir(lib)) if (file.endsWith('.a')) await rm(join(lib, file));
-    await rm(join(destdir, 'usr', 'bin', 'c_rehash'));
     for (const dir of ['engines-3', 'ossl-modules']) await rmdir(join(lib, dir));
+    await mkdir(join(usr, 'bin'), { recursive: true });
+    await ctx.exec(
+      env.CC!,
+      [
+        ...env.CFLAGS!.split(' ').filter(Boolean),
+        '-Wall', '-Wextra', '-Werror',
+        `-I${join(usr, 'include')}`,
+        ...env.LDFLAGS!.split(' ').filter(Boolean),
+        `-L${lib}`,
+        '-o', join(usr, 'bin', 'bundle-crypt'),
+        join(projectRoot, BUNDLE_CRYPT),
+        '-lcrypto',
+      ],
+      { cwd: src, env },
+    );
   },
 });

@@ -5,8 +5,9 @@
 #
 # key||iv = PBKDF2-HMAC-SHA256(passphrase, salt, iterations, 48), as `openssl enc -pbkdf2` derives
 # them; macKey = SHA-256(key||iv||"tor-ramdisk bundle mac v1"); the HMAC covers every byte
-# before it. The passphrase reaches openssl on fd 3 (a here-document: a pipe, never a file
-# and never argv); keys come back on openssl's stdout (-P) and stay in shell variables.
+# before it. bundle-crypt (configs/openssl/bundle-crypt.c) does the KDF and the cipher. The
+# passphrase reaches it on fd 3 (a here-document: a pipe, never a file and never argv); keys
+# come back on its stdout and stay in shell variables.
 
 : "${TRD_ITER:=600000}"
 : "${TRD_ITER_MIN:=100000}"
@@ -16,14 +17,14 @@
 BUNDLE_MAGIC_HEX=54524442554e3031
 BUNDLE_SALTED_HEX=53616c7465645f5f
 
-# openssl_enc ARGS…: `openssl enc` with the bundle's cipher and KDF, passphrase on fd 3.
-openssl_enc() {
-	"$TRD_OPENSSL" enc -aes-256-ctr -pbkdf2 -md sha256 -pass fd:3 "$@" 3<<EOF
+# bundle_crypt ARGS…: bundle-crypt with the passphrase on fd 3.
+bundle_crypt() {
+	"$TRD_BUNDLE_CRYPT" "$@" 3<<EOF
 $TRD_PASSPHRASE
 EOF
 }
 
-# passphrase_ok: openssl reads one line of at most 1023 bytes from fd 3; refuse what it would cut.
+# passphrase_ok: bundle-crypt reads one line of at most 1023 bytes from fd 3 (as openssl's -pass fd: does).
 passphrase_ok() {
 	[ -n "${TRD_PASSPHRASE:-}" ] || { warn "the passphrase is empty"; return 1; }
 	[ "$(printf '%s' "$TRD_PASSPHRASE" | wc -c)" -le 1023 ] || { warn "the passphrase is longer than 1023 bytes"; return 1; }
@@ -31,19 +32,19 @@ passphrase_ok() {
 
 # bundle_keys SALTHEX ITER: BUNDLE_KEY, BUNDLE_IV and BUNDLE_MACKEY (hex) for this salt.
 bundle_keys() {
-	_bk=$(openssl_enc -iter "$2" -S "$1" -P) || { warn "openssl could not derive the keys"; return 1; }
+	_bk=$(bundle_crypt derive "$2" "$1") || { warn "bundle-crypt could not derive the keys"; return 1; }
 	BUNDLE_KEY='' BUNDLE_IV=''
 	while IFS='=' read -r _bk_name _bk_value; do
 		case $_bk_name in
 		key) BUNDLE_KEY=$_bk_value ;;
-		iv*) BUNDLE_IV=$_bk_value ;;
+		iv) BUNDLE_IV=$_bk_value ;;
 		esac
 	done <<EOF
 $_bk
 EOF
 	_bk=''
 	[ ${#BUNDLE_KEY} -eq 64 ] && [ ${#BUNDLE_IV} -eq 32 ] && hex_valid "$BUNDLE_KEY$BUNDLE_IV" ||
-		{ warn "openssl printed no key and iv"; return 1; }
+		{ warn "bundle-crypt printed no key and iv"; return 1; }
 	BUNDLE_MACKEY=$({
 		printf "$(hex_escapes "$BUNDLE_KEY$BUNDLE_IV")"
 		printf '%s' 'tor-ramdisk bundle mac v1'
@@ -74,11 +75,11 @@ bundle_seal() {
 
 bundle_seal_in() {
 	state_collect "$1/state" && (cd "$1/state" && tar -cf "$1/plain.tar" torrc keys) || return 1
-	openssl_enc -iter "$TRD_ITER" -salt -in "$1/plain.tar" -out "$1/enc" || { warn "openssl could not encrypt"; return 1; }
-	# The format has an 8-byte salt (openssl's default, PKCS5_SALT_LEN): make sure it was one.
+	bundle_crypt seal "$TRD_ITER" "$1/plain.tar" "$1/enc" || { warn "bundle-crypt could not encrypt"; return 1; }
+	# The format has an 8-byte salt: make sure it was one.
 	[ "$(bytes_hex "$1/enc" 0 8)" = "$BUNDLE_SALTED_HEX" ] &&
 		[ "$(file_size "$1/enc")" -eq $(($(file_size "$1/plain.tar") + 16)) ] ||
-		{ warn "openssl did not write Salted__ and an 8-byte salt"; return 1; }
+		{ warn "bundle-crypt did not write Salted__ and an 8-byte salt"; return 1; }
 	rm -f "$1/plain.tar"
 	bundle_keys "$(bytes_hex "$1/enc" 8 8)" "$TRD_ITER" || return 1
 	{
@@ -132,7 +133,7 @@ bundle_verify() {
 
 bundle_open_in() {
 	head -c $((_bv_size - 32)) "$1" | tail -c +13 >"$2/enc" || return 1
-	openssl_enc -d -iter "$BUNDLE_ITER" -in "$2/enc" -out "$2/plain.tar" || { warn "refused: openssl could not decrypt $BUNDLE_NAME"; return 1; }
+	bundle_crypt open "$BUNDLE_ITER" "$2/enc" "$2/plain.tar" || { warn "refused: bundle-crypt could not decrypt $BUNDLE_NAME"; return 1; }
 	tar_check "$2/plain.tar" || { warn "refused: $BUNDLE_NAME holds an archive that is not a tor-ramdisk state; the current state is unchanged."; return 1; }
 	mkdir "$2/new" && tar -xf "$2/plain.tar" -C "$2/new" 2>/dev/null || { warn "refused: tar could not unpack $BUNDLE_NAME"; return 1; }
 	rm -f "$2/plain.tar" "$2/enc"

@@ -10,7 +10,7 @@
 : "${TRD_HOME:=/root}"
 : "${TRD_TOR_USER:=tor}"
 : "${TRD_TOR:=/usr/bin/tor}"
-: "${TRD_OPENSSL:=openssl}"
+: "${TRD_BUNDLE_CRYPT:=/usr/bin/bundle-crypt}"
 : "${TRD_DBCLIENT:=/usr/bin/dbclient}"
 : "${TRD_SCP:=/usr/bin/scp}"
 : "${TRD_CONTROL_PORT:=9051}"

@@ -1,6 +1,6 @@
 # hmac.sh: bytes as hex, and HMAC-SHA256 computed by the shell around sha256sum.
-# `openssl dgst -sha256 -mac HMAC -macopt hexkey:KEY` would put the key in openssl's argv
-# (readable in /proc/PID/cmdline). Here the key only passes through builtins (arithmetic,
+# A tool given the key as an argument (`openssl dgst -mac HMAC -macopt hexkey:KEY`) would put it
+# in that process's argv (readable in /proc/PID/cmdline). Here the key only passes through builtins (arithmetic,
 # printf) into sha256sum's standard input: no process is ever given it as an argument.
 
 # bytes_hex FILE OFFSET COUNT: lowercase hex of COUNT bytes at OFFSET.
