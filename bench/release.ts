@@ -44,6 +44,9 @@ interface Run {
   stdout: string;
 }
 
+const minutes = (s: number) => (s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+const utilization = (run: Run) => `${((100 * run.cpu) / (run.wall * cores)).toFixed(0)} %`;
+
 /** One command of the copy's CLI under /usr/bin/time, so CPU time includes every compiler it starts. */
 async function timed(label: string, command: string[], env: Record<string, string> = {}): Promise<Run> {
   console.error(`bench: ${label}…`);
@@ -53,7 +56,9 @@ async function timed(label: string, command: string[], env: Record<string, strin
     throw new Error(`${label} failed (exit ${result.exitCode})`);
   }
   const [wall, user, sys] = result.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
-  return { wall: wall!, cpu: user! + sys!, stdout: result.stdout };
+  const run = { wall: wall!, cpu: user! + sys!, stdout: result.stdout };
+  console.error(`bench: ${label}: wall ${minutes(run.wall)}, CPU ${minutes(run.cpu)}, utilization ${utilization(run)}`);
+  return run;
 }
 
 const build = (label: string) => timed(label, ['build', '--arch', 'all', ...args]);
@@ -106,6 +111,7 @@ for (const arch of ARCHES) {
   const iso = join(dirs.iso!, (await readdir(dirs.iso!)).find((f) => f.endsWith('.iso'))!);
   console.error(`bench: ${arch} boots…`);
   const boot = await bootFigures(arch, iso);
+  console.error(`bench: ${arch} boots: ${JSON.stringify(boot)}`);
   perArch.push([
     arch,
     mib((await stat(iso)).size),
@@ -127,8 +133,6 @@ const monthlyRelease = await timed('monthly path: release', ['release', '--arch'
 await gnupg.close();
 await server.close();
 
-const minutes = (s: number) => (s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
-const utilization = (run: Run) => `${((100 * run.cpu) / (run.wall * cores)).toFixed(0)} %`;
 const cpuInfo = (await readFile('/proc/cpuinfo', 'utf8')).match(/^model name\s*:\s*(.+)$/m)?.[1] ?? 'unknown CPU';
 console.log(`tor-ramdisk figures, ${new Date().toISOString().slice(0, 10)}, ${cores} cores (${cpuInfo}), ${args.join(' ') || 'the default toolchain'}`);
 console.log(`stage cache ${cache}: ${had.length > 0 ? `held ${had.join(', ')} before the run` : 'empty before the run'}\n`);
