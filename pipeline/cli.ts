@@ -659,7 +659,7 @@ A stage runs with a PATH of exactly its declared tools, so this list is the whol
     },
   },
   clean: {
-    summary: 'remove stage outputs (--all: downloads too; --abandoned: only dead builds)',
+    summary: 'remove stage outputs (--all: downloads too; --abandoned: only dead builds and their resumable steps)',
     usage: `tor-ramdisk clean [--abandoned | --all] [--cache DIR]
 
 Default: remove every stage output and log, keep the verified downloads. Only a cache the
@@ -674,7 +674,7 @@ and (--all) downloads/.`,
         });
       }
       if (values.abandoned) {
-        console.log(`removed ${await dirs.store.sweepAbandoned()} abandoned build directories`);
+        console.log(`removed ${await dirs.store.sweepAbandoned({ resumable: true })} abandoned build directories`);
         return;
       }
       const removed = [dirs.store.root, dirs.store.logRoot, ...(values.all ? [dirs.downloads.root] : [])];

@@ -16,6 +16,11 @@ export interface RunOptions {
   /** The stage on whose behalf the command runs, for error messages. */
   stage?: string;
   input?: string;
+  /**
+   * The build's job budget (engine/jobserver.ts): its pipe becomes the command's fds 3 and 4
+   * and MAKEFLAGS names them, so every make the command starts takes its jobs from there.
+   */
+  jobserver?: { childFd: number; makeflags: string };
 }
 
 export interface RunResult {
@@ -54,15 +59,16 @@ export async function run(command: string, args: readonly string[], options: Run
       }
     : undefined;
   const sink = options.logPath ? { file: options.logPath, append: true } : 'pipe';
+  const output = lineTap ? [lineTap, sink] : sink;
+  const jobserver = options.jobserver;
   const subprocess: ResultPromise = execa(command, args as string[], {
     cwd: options.cwd,
-    env: { ...baseEnv(), ...options.env },
+    env: { ...baseEnv(), ...(jobserver ? { MAKEFLAGS: jobserver.makeflags } : {}), ...options.env },
     extendEnv: false,
     timeout: options.timeoutMs,
     cancelSignal: options.signal,
     input: options.input,
-    stdout: lineTap ? [lineTap, sink] : sink,
-    stderr: lineTap ? [lineTap, sink] : sink,
+    stdio: ['pipe', output, output, ...(jobserver ? [jobserver.childFd, jobserver.childFd] : [])],
     stripFinalNewline: true,
     reject: false,
     forceKillAfterDelay: 5000,

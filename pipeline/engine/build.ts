@@ -13,6 +13,7 @@ import type { SourcePins } from '../sources/pins.js';
 import type { RemoteCache } from '../remote/cache.js';
 import { remainingMs } from './eta.js';
 import { stageFileHashes } from './inputs.js';
+import { Jobserver } from './jobserver.js';
 import { formatSeconds, timelineSvg, type TimelineEntry } from './pictures.js';
 import { planStages, type PlannedStage } from './plan.js';
 import { stageSources, stageTools, type Stage, type StageContext, type StageOutput } from './stage.js';
@@ -28,7 +29,7 @@ export interface BuildOptions {
   pins: SourcePins;
   store: StageStore;
   downloads: DownloadCache;
-  /** Stages run side by side up to this many; each may use this many make jobs. */
+  /** The job budget: at most this many jobs (stages, and the jobs of their makes) at once. */
   jobs?: number;
   offline?: boolean;
   downloader?: Downloader;
@@ -61,7 +62,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   setMaxListeners(0, abort.signal);
   // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
   const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
-  const slots = new JobSlots(jobs);
+  const jobserver = await Jobserver.open(jobs);
   const unreachableHosts = new Set<string>();
   // For the progress line and the timeline picture.
   const t0 = Date.now();
@@ -119,7 +120,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
     }
     update(`${planned.stage.title} (waiting for a job slot)`);
-    const { slot, release } = await slots.acquire();
+    const { lane: slot, release } = await jobserver.acquire(abort.signal);
     const unlock = await store.lock(name, planned.key, { signal: abort.signal, onWait: update });
     if (await store.lookup(name, planned.key)) {
       // Another run built it while this one waited for the lock.
@@ -164,20 +165,24 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
         });
       }
       const logPath = store.logPath(name, planned.key);
-      const path = await linkTools(temp.path, stageTools(planned.stage, config));
+      // A resumable stage's build trees outlive an attempt: configure scripts record the tools' paths.
+      const resume = planned.stage.resumable ? store.resumeDir(name, planned.key) : undefined;
+      const toolDir = resume ? join(resume, 'path') : temp.path;
+      if (resume) await rm(toolDir, { recursive: true, force: true });
+      const path = await linkTools(toolDir, stageTools(planned.stage, config));
       const ctx: StageContext = {
         stage: planned.stage,
         key: planned.key,
         config,
         out: temp.out,
         work: temp.work,
+        ...(resume ? { resume } : {}),
         deps: depOutputs,
         sources,
         path,
-        jobs,
         logPath,
         signal: abort.signal,
-        exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, ...opts, env: { PATH: path, ...opts.env } }),
+        exec: (command, args, opts = {}) => run(command, args, { logPath, stage: name, signal: abort.signal, onLine: output, jobserver, ...opts, env: { PATH: path, ...opts.env } }),
         progress: step,
       };
       await planned.stage.run(ctx);
@@ -261,6 +266,7 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
   try {
     await tasks.run();
   } finally {
+    jobserver.close();
     await Promise.all(pushes);
     for (const line of remoteLines) options.onRemote?.(line);
     if (timeline.some((e) => !e.cached)) await writeTimeline(store.timelinePath(config.arch), timelineSvg(timeline, `tor-ramdisk build, ${config.arch}, ${new Date(t0).toISOString()}`, jobs));
@@ -297,30 +303,6 @@ function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reje
   });
   promise.catch(() => {}); // a failure is reported by its own task; waiting stages see it too
   return { promise, resolve, reject };
-}
-
-/** At most `jobs` stages at once; each gets the number of the slot it runs in (the timeline's lane). */
-class JobSlots {
-  private waiting: ((slot: number) => void)[] = [];
-  private free: number[];
-  constructor(jobs: number) {
-    this.free = Array.from({ length: jobs }, (_, i) => i);
-  }
-
-  async acquire(): Promise<{ slot: number; release: () => void }> {
-    const slot = this.free.length > 0 ? this.free.shift()! : await new Promise<number>((resolve) => this.waiting.push(resolve));
-    let released = false;
-    return {
-      slot,
-      release: () => {
-        if (released) return;
-        released = true;
-        const next = this.waiting.shift();
-        if (next) next(slot);
-        else this.free = [...this.free, slot].sort((a, b) => a - b);
-      },
-    };
-  }
 }
 
 function summaryLine(arch: string, total: number, done: number, running: number, eta: { ms: number; unknown: number }): string {

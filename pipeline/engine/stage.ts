@@ -30,6 +30,11 @@ export interface Stage {
   tools?: readonly HostTool[] | ((config: ResolvedConfig) => readonly HostTool[]);
   /** Inputs outside the project that the key must cover (an external toolchain's tree): name → sha256. */
   identity?(config: ResolvedConfig): Promise<Record<string, string>>;
+  /**
+   * Its work survives a failed attempt (engine/steps.ts): `ctx.resume` is kept for the next
+   * attempt at the same key, and its commands' tool links are there too, at a fixed path.
+   */
+  resumable?: boolean;
   run(ctx: StageContext): Promise<void>;
 }
 
@@ -46,12 +51,12 @@ export interface StageContext {
   config: ResolvedConfig;
   out: string;
   work: string;
+  /** A resumable stage's directory for its steps (see `Stage.resumable`); else undefined. */
+  resume?: string;
   deps: Record<string, StageOutput>;
   sources: Record<string, FetchedFile[]>;
   /** The PATH of this stage's commands: a directory of links to its declared host tools. */
   path: string;
-  /** Parallel jobs this stage may use (make -j). */
-  jobs: number;
   logPath: string;
   signal: AbortSignal;
   /** Runs an external command with this stage's log, name, cancellation and PATH (unless `env.PATH` says otherwise). */

@@ -65,6 +65,14 @@ export class StageStore {
     return { dir, out: join(dir, 'out'), work: join(dir, 'work'), path: join(dir, 'path') };
   }
 
+  /**
+   * Where a resumable stage keeps its steps' work across attempts at one key (its builder holds
+   * the key's lock): removed when the key is committed, or by `clean`.
+   */
+  resumeDir(stage: string, key: string): string {
+    return join(this.root, stage, `.resume-${key}`);
+  }
+
   async commit(stage: string, tempDir: string, manifest: StageManifest): Promise<void> {
     for (const scratch of ['work', 'path']) await rm(join(tempDir, scratch), { recursive: true, force: true });
     await writeFile(join(tempDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -72,6 +80,7 @@ export class StageStore {
     // Another run may have finished the same key meanwhile: same inputs, same output; keep theirs.
     await rm(final, { recursive: true, force: true });
     await rename(tempDir, final);
+    await rm(this.resumeDir(stage, manifest.key), { recursive: true, force: true });
   }
 
   async discard(tempDir: string): Promise<void> {
@@ -123,13 +132,16 @@ export class StageStore {
     return () => held.release();
   }
 
-  /** Removes build directories whose build is over (nobody holds their key's lock); returns how many. */
-  async sweepAbandoned(): Promise<number> {
+  /**
+   * Removes build directories whose build is over (nobody holds their key's lock); returns how
+   * many. A failed resumable stage's steps are kept for its next attempt unless `resumable`.
+   */
+  async sweepAbandoned(options: { resumable?: boolean } = {}): Promise<number> {
     let removed = 0;
     const stages = await readdir(this.root).catch(() => [] as string[]);
     for (const stage of stages) {
       for (const entry of await readdir(join(this.root, stage)).catch(() => [] as string[])) {
-        const match = /^\.tmp-([0-9a-f]{64})-/.exec(entry);
+        const match = (options.resumable ? /^\.(?:tmp|resume)-([0-9a-f]{64})/ : /^\.tmp-([0-9a-f]{64})-/).exec(entry);
         if (!match) continue;
         const held = await acquireLock(this.lockPath(stage, match[1]!), { wait: false });
         if (!held) continue;

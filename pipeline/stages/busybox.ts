@@ -44,7 +44,7 @@ export const busyboxStage = packageStage({
     const { CFLAGS: toolchainCflags, LDFLAGS: ldflags, ...makeEnv } = env;
     const cflags = `${toolchainCflags} -Os`;
     const make = (args: readonly string[], input?: string) =>
-      ctx.exec('make', [`-j${ctx.jobs}`, `CROSS_COMPILE=${tc.prefix}`, `EXTRA_CFLAGS=${cflags}`, `EXTRA_LDFLAGS=${ldflags}`, ...args], {
+      ctx.exec('make', [`CROSS_COMPILE=${tc.prefix}`, `EXTRA_CFLAGS=${cflags}`, `EXTRA_LDFLAGS=${ldflags}`, ...args], {
         cwd: src,
         env: makeEnv,
         ...(input === undefined ? {} : { input }),

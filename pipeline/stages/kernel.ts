@@ -100,7 +100,7 @@ async function kernelTree(ctx: StageContext, config?: string): Promise<{ src: st
     Object.assign(env, { RANDSTRUCT_SEED: seed, KCFLAGS: `-frandom-seed=${seed.slice(0, 16)}` });
   }
   const make = (...targets: string[]) =>
-    ctx.exec('make', ['-C', src, 'O=build', `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, `-j${ctx.jobs}`, ...targets], { env });
+    ctx.exec('make', ['-C', src, 'O=build', `ARCH=${tc.kernelArch}`, `CROSS_COMPILE=${tc.prefix}`, ...targets], { env });
   return { src, build, tc, make };
 }
 

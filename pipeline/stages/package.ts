@@ -88,7 +88,7 @@ export function packageStage(recipe: PackageRecipe): Stage {
         env,
         destdir: ctx.out,
         depPrefix,
-        make: (args, options = {}) => ctx.exec('make', [`-j${ctx.jobs}`, ...args], { cwd: options.cwd ?? src, env }),
+        make: (args, options = {}) => ctx.exec('make', args, { cwd: options.cwd ?? src, env }),
       });
       const elves = await installedElfFiles(ctx.out);
       if (elves.length > 0) await ctx.exec(`${tc.prefix}strip`, ['--strip-unneeded', ...elves], { env });

@@ -93,6 +93,7 @@ export const toolchainStage: Stage = {
   ],
   tools: toolchainTools,
   identity: externalTree,
+  resumable: true,
   async run(ctx) {
     const tc = ctx.config.toolchainVariant === 'uclibc' ? await buildUclibcToolchain(ctx) : await describe(ctx);
     await writeFile(join(ctx.out, TOOLCHAIN_FILE), `${JSON.stringify(tc, null, 2)}\n`);

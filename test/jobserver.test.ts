@@ -1,0 +1,95 @@
+import test from 'ava';
+import { execa } from 'execa';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { loadLayers } from '../pipeline/config/layers.js';
+import { resolveConfig } from '../pipeline/config/resolve.js';
+import { cacheDirs } from '../pipeline/context.js';
+import { buildStages } from '../pipeline/engine/build.js';
+import type { Stage } from '../pipeline/engine/stage.js';
+import { sha256File } from '../pipeline/hash.js';
+import { POSIX_TOOLS } from '../pipeline/stages/tools.js';
+
+const config = async () => resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay' }));
+
+test('one job budget across stages: three makes of six jobs each, side by side, never more than --jobs jobs at once', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-jobs-'));
+  const running = join(root, 'running');
+  await mkdir(running);
+  // Each job marks itself running, waits, and writes down how many were running then.
+  const makefile = [
+    'JOBS = 1 2 3 4 5 6',
+    'all: $(addprefix job,$(JOBS))',
+    'job%:',
+    `\t@touch ${running}/$(NAME)$@; sleep 0.3; ls ${running} | wc -l >> ${root}/seen; rm ${running}/$(NAME)$@`,
+    '.PHONY: all',
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'Makefile'), makefile);
+  const stage = (name: string): Stage => ({
+    name,
+    title: name,
+    definition: import.meta.url,
+    tools: POSIX_TOOLS,
+    async run(ctx) {
+      await ctx.exec('make', [`NAME=${name}`], { cwd: root });
+    },
+  });
+  const top: Stage = { ...stage('top'), deps: ['one', 'two', 'three'], async run() {} };
+  const dirs = cacheDirs(join(root, 'cache'));
+  const started = Date.now();
+  await buildStages({ registry: [stage('one'), stage('two'), stage('three'), top], targets: ['top'], config: await config(), pins: new Map(), store: dirs.store, downloads: dirs.downloads, jobs: 2, renderer: 'silent' });
+  const elapsed = (Date.now() - started) / 1000;
+  const seen = (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map(Number);
+  t.is(seen.length, 18, 'every job ran');
+  t.is(Math.max(...seen), 2, `at most 2 jobs at once, and 2 were (${seen.join(' ')})`);
+  // 18 jobs of 0.3 s on 2 tokens: 2.7 s of sleeping at the least; one job at a time would be 5.4 s.
+  t.true(elapsed < 5.4, `${elapsed} s`);
+  await rm(root, { recursive: true, force: true });
+});
+
+test('a resumable stage killed in its third step resumes there, from what the step had before it started, and ends bit-identical to an uninterrupted build', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-resume-'));
+  const cache = join(root, 'cache');
+  const runs = join(root, 'runs');
+  const marker = join(root, 'marker');
+  const script = fileURLToPath(new URL('./fixtures/resumable-build.js', import.meta.url));
+  const build = (env: Record<string, string> = {}) => execa('node', [script, cache], { env: { TOR_RAMDISK_TEST_RUNS: runs, ...env }, reject: false });
+  const outputOf = async () => {
+    const parent = join(cache, 'stages', 'small-toolchain');
+    const key = (await readdir(parent)).find((e) => /^[0-9a-f]{64}$/.test(e))!;
+    const out = join(parent, key, 'out');
+    const files = (await readdir(out, { recursive: true })).sort();
+    const hashes: string[] = [];
+    for (const f of files) if ((await stat(join(out, f))).isFile()) hashes.push(`${f} ${await sha256File(join(out, f))}`);
+    return { key, hashes, resumeLeft: (await readdir(parent)).filter((e) => e.startsWith('.resume-')) };
+  };
+
+  const plain = await build();
+  t.is(plain.exitCode, 0, plain.stderr);
+  const uninterrupted = await outputOf();
+  t.deepEqual(uninterrupted.resumeLeft, [], 'a finished build leaves no steps behind');
+  t.true(uninterrupted.hashes.some((h) => h.startsWith('bin/tool ')) && uninterrupted.hashes.some((h) => h.startsWith('lib/libmini.a ')));
+  await rm(join(cache, 'stages'), { recursive: true });
+  await writeFile(runs, '');
+
+  const killed = build({ TOR_RAMDISK_TEST_HANG: 'libc', TOR_RAMDISK_TEST_MARKER: marker });
+  for (let i = 0; i < 600 && !(await stat(marker).catch(() => undefined)); i++) await sleep(50);
+  t.truthy(await stat(marker).catch(() => undefined), 'the build reached the middle of the libc step');
+  killed.kill('SIGKILL');
+  t.is((await killed).signal, 'SIGKILL');
+  await sleep(300); // the orphaned make and its sleep go on; they touch nothing the retry reads
+
+  const resumed = await build();
+  t.is(resumed.exitCode, 0, resumed.stderr);
+  t.deepEqual((await readFile(runs, 'utf8')).trim().split('\n'), ['sources', 'tool (compile)', 'libc', 'libc', 'tool (link)'], 'the steps before the killed one ran once; the killed one again, from its start');
+  const after = await outputOf();
+  t.is(after.key, uninterrupted.key);
+  t.deepEqual(after.hashes, uninterrupted.hashes, 'bit-identical to the uninterrupted build');
+  t.deepEqual(after.resumeLeft, []);
+  await execa('pkill', ['-f', `${marker}`], { reject: false });
+  await rm(root, { recursive: true, force: true });
+});
