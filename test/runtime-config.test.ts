@@ -106,7 +106,7 @@ async function generate(profile: string, answers: Record<string, string>) {
   return { result, lines: String(result.stdout).split('\n') };
 }
 
-const COMMON = ['RunAsDaemon 1', 'User tor', 'DataDirectory /var/lib/tor', 'ControlPort 127.0.0.1:9051', 'CookieAuthentication 1', 'SocksPort 0'];
+const COMMON = ['RunAsDaemon 1', 'User tor', 'DataDirectory /var/lib/tor', 'ControlPort 127.0.0.1:9051', 'CookieAuthentication 1', 'SocksPort 0', 'Sandbox 1'];
 
 test('torrc: relay from the answers, nothing logs', async (t) => {
   const { result, lines } = await generate('relay', { TORRC_NICKNAME: 'ramdisk1', TORRC_CONTACT: 'email:ops[]example.org', TORRC_RATE: '10 MBytes' });

@@ -4,14 +4,15 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readElf } from '../pipeline/elf/read.js';
+import { stages } from '../pipeline/stages/index.js';
 import { boot } from '../pipeline/qemu/boot.js';
 import { readToolchain } from '../pipeline/toolchain/toolchain.js';
 import { hostBuild } from './helpers/host-build.js';
 import { tiers } from './tiers/tiers.js';
 
 // tor's own unit tests (src/test/test of its tree, kept by the tor stage in tests/), run here
-// against the cross-built tor and the cross-built zlib, libevent and OpenSSL.
-const LIBRARY_STAGES = ['zlib', 'libevent', 'openssl'] as const;
+// against the cross-built tor and the cross-built libraries of the image (zlib, libevent, OpenSSL, libseccomp).
+const LIBRARY_STAGES = stages.flatMap((s) => (s.image?.libraries ? [{ stage: s.name, dir: s.image.libraries }] : []));
 
 interface TorTestRun {
   ok: number;
@@ -55,7 +56,7 @@ const UCLIBC_KNOWN_FAILURES: KnownFailures = {
 
 test('host x86_64: tor\'s unit tests pass against the cross-built tor and its libraries', async (t) => {
   const { dir } = await hostBuild('x86_64', ['tor']);
-  const libraryPath = LIBRARY_STAGES.map((s) => join(dir(s), 'usr', 'lib')).join(':');
+  const libraryPath = LIBRARY_STAGES.map((s) => join(dir(s.stage), s.dir)).join(':');
   const work = await mkdtemp(join(tmpdir(), 'tor-ramdisk-tortest-'));
   const run = await execa(join(dir('tor'), 'tests', 'test'), [], { cwd: work, env: { LD_LIBRARY_PATH: libraryPath }, all: true, reject: false, timeout: 900_000 });
   report(t, 'tor unit tests (host toolchain, x86_64)', summary(run.all ?? ''));
@@ -66,7 +67,7 @@ test('host x86_64: tor\'s unit tests pass against the cross-built tor and its li
 // run on this x86_64 kernel's 32-bit ABI).
 for (const arch of ['x86_64', 'i686'] as const) {
   const uclibc = tiers().uclibc[arch] ?? {};
-  if (!(uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s]))) {
+  if (!(uclibc.tor && uclibc.toolchain && LIBRARY_STAGES.every((s) => uclibc[s.stage]))) {
     test.skip(`uclibc ${arch}: tor's unit tests: not run, the uClibc-ng tor is not in the cache (tor-ramdisk build --arch ${arch})`, () => {});
     continue;
   }
@@ -74,7 +75,7 @@ for (const arch of ['x86_64', 'i686'] as const) {
     const tc = await readToolchain(uclibc.toolchain!);
     const interpreter = (await readElf(join(uclibc.tor!, 'usr', 'bin', 'tor'))).interpreter;
     t.regex(interpreter ?? '', arch === 'x86_64' ? /^\/lib\/ld64-uClibc\.so\.\d$/ : /^\/lib\/ld-uClibc\.so\.\d$/);
-    const libraryPath = LIBRARY_STAGES.map((s) => join(uclibc[s]!, 'usr', 'lib')).join(':');
+    const libraryPath = LIBRARY_STAGES.map((s) => join(uclibc[s.stage]!, s.dir)).join(':');
     const inNamespace = (program: string, args: string[], cwd: string) =>
       execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t overlay overlay -o "lowerdir=/lib:$1" /lib && shift && exec "$@"', 'sh', join(tc.sysroot, 'lib'), program, ...args], {
         cwd,

@@ -35,7 +35,16 @@ export interface Stage {
    * attempt at the same key, and its commands' tool links are there too, at a fixed path.
    */
   resumable?: boolean;
+  /** What of its output goes into the image (a package's; the initramfs stage reads it from every stage that has it). */
+  image?: ImageContents;
   run(ctx: StageContext): Promise<void>;
+}
+
+export interface ImageContents {
+  /** Paths in the output copied to the same path in the image: programs, data files, trees. */
+  files?: readonly string[];
+  /** The directory of its shared libraries (e.g. `usr/lib`): the image takes the ones its programs need, no others. */
+  libraries?: string;
 }
 
 export interface StageOutput {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import type { Arch } from '../config/schema.js';
 import { installCommand, missingTools, toolName, type HostTool } from '../engine/tools.js';
 import { InputError, MissingToolError, TorRamdiskError } from '../errors.js';
@@ -30,12 +31,14 @@ export interface Run {
 
 /**
  * One step: an exchange on the serial console (wait for `expect` within `timeoutMs`, then type
- * `type`), a check on the private Tor network, or a fresh VM powered on once the last one has
- * powered off. `mark` names the moment it completes, for the figures.
+ * `type`), a check on the private Tor network, a fresh VM powered on once the last one has
+ * powered off, or a wait until `seconds` after an earlier step's mark (the guest left alone).
+ * `mark` names the moment it completes, for the figures.
  */
 export type Step =
   | (({ expect: RegExp | ((run: Run) => RegExp); type?: string | ((run: Run) => string) } | { testnet: 'running' | 'circuit' | 'exported' }) & { timeoutMs: number; mark?: string })
-  | { powerOn: 'fresh' };
+  | { powerOn: 'fresh' }
+  | { hold: string; seconds: number };
 
 /** A smoke scenario is data: the medium, the machine, the exchange, and how the guest must end. */
 export interface Scenario {
@@ -250,6 +253,9 @@ const Y2038_CHECK = [
   String.raw`tor -f $k/torrc --defaults-torrc $k/torrc --DataDirectory $k --key-expiration sign 2>&1 | grep -- -cert-expiry; rm -rf $k`,
 ].join('; ');
 
+/** The status screen of a tor that answers its control port, sandboxed and up for 3 minutes or more. */
+const SANDBOXED_3_MINUTES = /tor: running, pid \d+\nversion: Tor \d[^\n]*\nup: (1[89]\d|[2-9]\d\d|\d{4,}) s\nsandbox: on \(seccomp\)\n/;
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
@@ -277,7 +283,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'relay',
-    description: `power on with 96 MiB into a private Tor network, nothing typed but the boot line: the relay identity imported over anonymous FTP with the passphrase from fw_cfg, tor started with MaxMemInQueues and DirCache set from the RAM; the relay Running in the consensus, and a circuit with it as the middle hop carries a file whose bytes match`,
+    description: `power on with 96 MiB into a private Tor network, nothing typed but the boot line: the relay identity imported over anonymous FTP with the passphrase from fw_cfg, tor started with MaxMemInQueues and DirCache set from the RAM; the relay Running in the consensus, a circuit with it as the middle hop carries a file whose bytes match, and 3 minutes after it started tor is still up in its seccomp sandbox and answers its control port`,
     testnet: true,
     memoryMb: 96,
     boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
@@ -287,8 +293,11 @@ export const SCENARIOS: readonly Scenario[] = [
       { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000, mark: 'tor started' },
       { testnet: 'running', timeoutMs: 420_000, mark: 'Running in the consensus' },
       { testnet: 'circuit', timeoutMs: 180_000, mark: 'circuit through it' },
+      // Three minutes of a relay's work in its seccomp sandbox: a system call it does not allow would have killed tor (SIGSYS).
+      { hold: 'tor started', seconds: 180 },
       { expect: MENU, timeoutMs: 30_000, type: '5\n' },
-      { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 120_000 },
+      { expect: SANDBOXED_3_MINUTES, timeoutMs: 120_000 },
+      { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 30_000 },
       { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
       ...halt(),
     ],
@@ -454,6 +463,12 @@ export async function runScenario(arch: Arch, iso: string, scenario: Scenario): 
     };
     try {
       for (const step of scenario.steps) {
+        if ('hold' in step) {
+          const since = marks[step.hold];
+          if (since === undefined) throw new Error(`smoke ${scenario.name}: a hold on "${step.hold}", which no earlier step marks`);
+          await setTimeout(Math.max(0, started + (since + step.seconds) * 1000 - Date.now()));
+          continue;
+        }
         if ('powerOn' in step) {
           await poweredOff();
           earlier.push(guest.output());

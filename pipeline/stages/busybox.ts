@@ -34,6 +34,8 @@ export const busyboxStage = packageStage({
   source: 'busybox',
   config: ['logging.userland'],
   files: ['configs/busybox'],
+  // Its links to /bin/busybox, and busybox.
+  image: { files: ['bin', 'sbin', 'usr/bin', 'usr/sbin'] },
   async build({ ctx, src, tc, env, destdir }) {
     if (ctx.config.get('logging.userland')) {
       throw new InputError('logging.userland is true, but busybox is built without syslogd, klogd, logger and logread', { hint: 'Leave logging.userland locked to false.' });

@@ -1,9 +1,6 @@
-import { rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { autoconfTriplets, packageStage } from './package.js';
-
-/** Only the client side of export: scp runs dbclient, found at /usr/bin/dbclient (dropbear's default). */
-const PROGRAMS = 'PROGRAMS=dbclient scp';
+import { autotoolsPackage } from './autotools.js';
 
 /**
  * scp never forwards ports or an agent: the client is built without them. No server is built,
@@ -16,39 +13,36 @@ const LOCAL_OPTIONS = `#define DROPBEAR_CLI_LOCALTCPFWD 0
 `;
 
 /** Dropbear's SSH client and scp, for exporting the relay's bundle; no server, so no host keys. */
-export const dropbearStage = packageStage({
+export const dropbearStage = autotoolsPackage({
   name: 'dropbear',
   title: 'dropbear (scp client)',
   definition: import.meta.url,
   source: 'dropbear',
-  async build(pkg) {
-    const { ctx, src, env, destdir, make } = pkg;
-    await ctx.exec(
-      './configure',
-      [
-        ...(await autoconfTriplets(pkg, 'src/config.guess')),
-        '--prefix=/usr',
-        // Its own libtomcrypt and libtommath, never whatever the build machine has.
-        '--enable-bundled-libtom',
-        '--disable-zlib',
-        // No logging and no login records: errors go to stderr only.
-        '--disable-syslog',
-        '--disable-lastlog',
-        '--disable-utmp',
-        '--disable-utmpx',
-        '--disable-wtmp',
-        '--disable-wtmpx',
-        '--disable-loginfunc',
-        '--disable-pututline',
-        '--disable-pututxline',
-      ],
-      // Optimized for size (the last -O wins): scp runs once per export.
-      { cwd: src, env: { ...env, CFLAGS: `${env.CFLAGS} -Os` } },
-    );
+  // scp runs dbclient, found at /usr/bin/dbclient (dropbear's default).
+  image: { files: ['usr/bin/dbclient', 'usr/bin/scp'] },
+  configGuess: 'src/config.guess',
+  configure: [
+    // Its own libtomcrypt and libtommath, never whatever the build machine has.
+    '--enable-bundled-libtom',
+    '--disable-zlib',
+    // No logging and no login records: errors go to stderr only.
+    '--disable-syslog',
+    '--disable-lastlog',
+    '--disable-utmp',
+    '--disable-utmpx',
+    '--disable-wtmp',
+    '--disable-wtmpx',
+    '--disable-loginfunc',
+    '--disable-pututline',
+    '--disable-pututxline',
+  ],
+  // Optimized for size (the last -O wins): scp runs once per export.
+  env: (env) => ({ CFLAGS: `${env.CFLAGS} -Os` }),
+  // Only the client side of export.
+  makeArgs: ['PROGRAMS=dbclient scp'],
+  async preBuild({ src }) {
     await writeFile(join(src, 'localoptions.h'), LOCAL_OPTIONS);
-    await make([PROGRAMS]);
-    await make([PROGRAMS, 'install', `DESTDIR=${destdir}`]);
-    // Manual pages only; the image has none.
-    await rm(join(destdir, 'usr', 'share'), { recursive: true });
   },
+  // Manual pages only; the image has none.
+  remove: ['usr/share'],
 });

@@ -5,23 +5,22 @@ import { initramfsStage } from './initramfs.js';
 import { isoStage } from './iso.js';
 import { kernelConfigStage, kernelEmbeddedStage, kernelStage } from './kernel.js';
 import { libeventStage } from './libevent.js';
+import { libseccompStage } from './libseccomp.js';
 import { opensslStage } from './openssl.js';
 import { toolchainStage } from './toolchain.js';
 import { torStage } from './tor.js';
 import { zlibStage } from './zlib.js';
 
+/** The packages, built with the toolchain; the initramfs holds what each declares for the image. */
+const packages: readonly Stage[] = [zlibStage, libeventStage, opensslStage, libseccompStage, torStage, busyboxStage, dropbearStage];
+
 /** Every stage of the pipeline. */
 export const stages: readonly Stage[] = [
   toolchainStage,
-  zlibStage,
-  libeventStage,
-  opensslStage,
-  torStage,
-  busyboxStage,
-  dropbearStage,
+  ...packages,
   kernelConfigStage,
   kernelStage,
-  initramfsStage,
+  initramfsStage(packages),
   kernelEmbeddedStage,
   isoStage,
 ];

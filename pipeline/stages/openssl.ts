@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Arch } from '../config/schema.js';
 import { projectRoot } from '../paths.js';
@@ -43,6 +43,9 @@ export const opensslStage = packageStage({
   definition: import.meta.url,
   source: 'openssl',
   files: [BUNDLE_CRYPT],
+  image: { files: ['usr/bin/bundle-crypt'], libraries: 'usr/lib' },
+  // Shared libraries only.
+  remove: ['usr/lib/*.a'],
   async build({ ctx, src, tc, env, destdir, make }) {
     // OpenSSL puts its -fPIC before CFLAGS, where the toolchain's -fPIE would override it for the libraries.
     const cflags = `${env.CFLAGS} -fPIC`;
@@ -54,11 +57,9 @@ export const opensslStage = packageStage({
     await make(['crypto/buildinf.h', `CFLAGS=${cflags.replaceAll(ctx.work, '/build')}`]);
     await make([]);
     await make(['install_sw', `DESTDIR=${destdir}`]);
-    // Shared libraries only. no-engine and no-module leave the engines and modules directories
-    // empty (rmdir fails if they are not).
+    // no-engine and no-module leave the engines and modules directories empty (rmdir fails if they are not).
     const usr = join(destdir, 'usr');
     const lib = join(usr, 'lib');
-    for (const file of await readdir(lib)) if (file.endsWith('.a')) await rm(join(lib, file));
     for (const dir of ['engines-3', 'ossl-modules']) await rmdir(join(lib, dir));
     await mkdir(join(usr, 'bin'), { recursive: true });
     await ctx.exec(

@@ -1,6 +1,7 @@
-import { open, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Stage, StageContext } from '../engine/stage.js';
+import { open, readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { ImageContents, Stage, StageContext } from '../engine/stage.js';
+import { BuildError } from '../errors.js';
 import type { HostTool } from '../engine/tools.js';
 import { extractTarball } from '../sources/extract.js';
 import { buildEnv, readToolchain, type Toolchain } from '../toolchain/toolchain.js';
@@ -9,8 +10,9 @@ import { HOST_CC, POSIX_TOOLS } from './tools.js';
 /**
  * A package recipe is data plus the few commands that differ (Buildroot's idea); everything
  * common lives here: unpack the pinned source, take the compiler and flags from the toolchain
- * stage, see the packages it links against, install into the stage output as a DESTDIR, and
- * strip every installed executable and library with the toolchain's strip.
+ * stage, see the packages it links against, install into the stage output as a DESTDIR, remove
+ * what the recipe says nothing needs, and strip every installed executable and library with the
+ * toolchain's strip. What goes into the image is the recipe's `image` (initramfs.ts reads it).
  */
 export interface PackageRecipe {
   name: string;
@@ -25,6 +27,14 @@ export interface PackageRecipe {
   files?: readonly string[];
   /** Host tools beyond a POSIX shell's and the build machine's C compiler. */
   tools?: readonly HostTool[];
+  /** What it puts into the image; none: it is only built on (a package's build needs it). */
+  image?: ImageContents;
+  /**
+   * Installed paths that neither the image nor the packages built on this one need, removed
+   * after the install; a `*` matches within the last name. Each must match: a pattern that
+   * matches nothing means the package changed how it installs, and the recipe must follow.
+   */
+  remove?: readonly string[];
   build(pkg: PackageContext): Promise<void>;
 }
 
@@ -57,6 +67,7 @@ export function packageStage(recipe: PackageRecipe): Stage {
     config: [...PACKAGE_CONFIG, ...(recipe.config ?? [])],
     ...(recipe.files ? { files: recipe.files } : {}),
     tools: [...POSIX_TOOLS, ...HOST_CC, ...(recipe.tools ?? [])],
+    ...(recipe.image ? { image: recipe.image } : {}),
     async run(ctx) {
       const tc = await readToolchain(ctx.deps.toolchain!.dir);
       const tarball = ctx.sources[recipe.source]![0]!;
@@ -90,21 +101,11 @@ export function packageStage(recipe: PackageRecipe): Stage {
         depPrefix,
         make: (args, options = {}) => ctx.exec('make', args, { cwd: options.cwd ?? src, env }),
       });
+      for (const pattern of recipe.remove ?? []) await removeInstalled(ctx, pattern);
       const elves = await installedElfFiles(ctx.out);
       if (elves.length > 0) await ctx.exec(`${tc.prefix}strip`, ['--strip-unneeded', ...elves], { env });
     },
   };
-}
-
-/**
- * autoconf's --build (this machine, from the package's own config.guess) and --host. Named
- * apart, they put configure in cross mode for every toolchain, the host one included: no test
- * program runs, so the result does not depend on whether this machine can run the target's
- * binaries, and no dependency's build path is linked in as an rpath to make one run.
- */
-export async function autoconfTriplets(pkg: PackageContext, configGuess: string): Promise<string[]> {
-  const { stdout } = await pkg.ctx.exec('sh', [configGuess], { cwd: pkg.src });
-  return [`--build=${stdout.trim()}`, `--host=${pkg.tc.target}`];
 }
 
 /** LDFLAGS for a package that links shared libraries: after `-shared`, gcc lets `-pie` make the link an executable's. */
@@ -113,6 +114,27 @@ export function withoutPie(ldflags: string): string {
     .split(' ')
     .filter((flag) => flag !== '-pie')
     .join(' ');
+}
+
+async function removeInstalled(ctx: StageContext, pattern: string): Promise<void> {
+  const dir = join(ctx.out, dirname(pattern));
+  const name = basename(pattern);
+  const glob = new RegExp(`^${name.split('*').map(escapeRegExp).join('[^/]*')}$`);
+  const installed = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const names = installed.filter((n) => glob.test(n));
+  for (const n of names) await rm(join(dir, n), { recursive: true });
+  if (names.length === 0) {
+    throw new BuildError(`${ctx.stage.name}: nothing installed matches "${pattern}", which the recipe removes`, ctx.stage.name, ctx.logPath, {
+      hint: `The package installs differently now: update the recipe's remove list (${ctx.stage.definition}).`,
+    });
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }
 
 /** Executables and shared libraries (ELF types EXEC and DYN) in a stage output; links are skipped. */

@@ -1,4 +1,4 @@
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
 import { packageStage, withoutPie } from './package.js';
@@ -9,6 +9,9 @@ export const zlibStage = packageStage({
   title: 'zlib',
   definition: import.meta.url,
   source: 'zlib',
+  image: { libraries: 'usr/lib' },
+  // The image links dynamically and has no manual pages; the headers and zlib.pc stay for tor's build.
+  remove: ['usr/lib/libz.a', 'usr/share'],
   async build({ ctx, src, tc, env, destdir, make }) {
     // Not autoconf: CHOST names the target; CC and the flags come from the environment and are written into the Makefile.
     await ctx.exec('./configure', ['--prefix=/usr', '--shared'], { cwd: src, env: { ...env, CHOST: tc.target, LDFLAGS: withoutPie(env.LDFLAGS!) } });
@@ -20,8 +23,5 @@ export const zlibStage = packageStage({
         hint: 'The image links zlib dynamically; check the toolchain flags the probe used.',
       });
     });
-    // The image links dynamically and has no manual pages; the headers and zlib.pc stay for tor's build.
-    await rm(join(destdir, 'usr', 'lib', 'libz.a'));
-    await rm(join(destdir, 'usr', 'share'), { recursive: true });
   },
 });

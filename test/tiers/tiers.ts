@@ -10,7 +10,7 @@ export interface Tiers {
 }
 
 /** The uClibc-ng stages the tiered tests use; `detect` looks each one up. */
-export const UCLIBC_TIER_STAGES = ['toolchain', 'zlib', 'libevent', 'openssl', 'tor', 'iso'] as const;
+export const UCLIBC_TIER_STAGES = ['toolchain', 'zlib', 'libevent', 'openssl', 'libseccomp', 'tor', 'iso'] as const;
 
 export const TIERS_FILE = fileURLToPath(new URL('../../test-tiers.json', import.meta.url));
 

@@ -47,7 +47,7 @@ status_show() {
 	say "signing key certificate: $(cert_expiry_text "$TRD_DATADIR/keys/ed25519_signing_cert" 2>&1)"
 	if ! _ss_pid=$(tor_pid); then say "tor: not running"; return 0; fi
 	say "tor: running, pid $_ss_pid"
-	_ss=$(ctl_session 'GETINFO version' 'GETINFO status/bootstrap-phase' 'GETINFO fingerprint' \
+	_ss=$(ctl_session 'GETINFO version' 'GETINFO uptime' 'GETCONF Sandbox' 'GETINFO status/bootstrap-phase' 'GETINFO fingerprint' \
 		'GETINFO status/reachability-succeeded/or' 'GETINFO traffic/read' 'GETINFO traffic/written' \
 		'GETCONF MaxMemInQueues' 'GETCONF DirCache') || return 1
 	status_lines "$_ss"
@@ -56,6 +56,11 @@ status_show() {
 # status_lines REPLY: the control port's answers, one per line, for people.
 status_lines() {
 	say "version: $(printf '%s\n' "$1" | ctl_value version || echo unknown)"
+	say "up: $(printf '%s\n' "$1" | ctl_value uptime || echo unknown) s"
+	case $(printf '%s\n' "$1" | ctl_value Sandbox) in
+	1) say "sandbox: on (seccomp)" ;;
+	*) say "sandbox: OFF" ;;
+	esac
 	_sl=$(printf '%s\n' "$1" | ctl_value status/bootstrap-phase) && _sl=$(bootstrap_text "$_sl")
 	say "bootstrap: ${_sl:-unknown}"
 	say "fingerprint: $(printf '%s\n' "$1" | ctl_value fingerprint || echo 'none yet')"

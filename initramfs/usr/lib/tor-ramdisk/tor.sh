@@ -13,7 +13,8 @@ tor_running() { tor_pid >/dev/null; }
 tor_forced() {
 	echo --RunAsDaemon 1 --User "$TRD_TOR_USER" --DataDirectory "$TRD_DATADIR" \
 		--PidFile "$TRD_RUNDIR/tor.pid" --ControlPort "127.0.0.1:$TRD_CONTROL_PORT" \
-		--CookieAuthentication 1 --CookieAuthFile "$TRD_RUNDIR/control.authcookie" --SocksPort 0
+		--CookieAuthentication 1 --CookieAuthFile "$TRD_RUNDIR/control.authcookie" --SocksPort 0 \
+		--Sandbox 1
 }
 
 # tor_args: the forced options, then what the RAM sets where the torrc is silent (mem.sh).
