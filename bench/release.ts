@@ -14,26 +14,20 @@
 //   monthly path    another tor pin change, then build and `release` (every smoke scenario, a
 //                   throwaway signing key): from the pin change to the signed release directory
 import { execa } from 'execa';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { ARCHES } from '../pipeline/config/schema.js';
 import { sha256File } from '../pipeline/hash.js';
-import { defaultCacheRoot } from '../pipeline/paths.js';
 import { throwawayGnupg } from '../test/helpers/gnupg.js';
 import { startServer } from '../test/helpers/http-server.js';
 import { projectCopy } from '../test/helpers/project-copy.js';
 import { bootFigures, seconds, smallest } from './boots.js';
-import { sizeOf } from './outputs.js';
+import { benchCache, sizeOf } from './outputs.js';
 
 const args = process.argv.slice(2);
-const given = args.indexOf('--cache');
-const cache = given >= 0 ? args.splice(given, 2)[1]! : await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-'));
-if (given < 0) {
-  await mkdir(join(defaultCacheRoot(), 'downloads'), { recursive: true });
-  await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
-}
+const cache = await benchCache(args);
 const cores = availableParallelism();
 const project = await projectCopy();
 const cli = join(project, 'dist', 'pipeline', 'cli.js');

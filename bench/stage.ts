@@ -4,11 +4,9 @@
 // where it will be used, say). The build runs under /usr/bin/time, so CPU time and peak
 // memory include every compiler it starts.
 import { execa } from 'execa';
-import { mkdir, mkdtemp, symlink } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { defaultCacheRoot } from '../pipeline/paths.js';
+import { benchCache } from './outputs.js';
 
 const cli = fileURLToPath(new URL('../pipeline/cli.js', import.meta.url));
 const args = process.argv.slice(2);
@@ -16,12 +14,7 @@ if (args.length === 0 || args[0]!.startsWith('-')) {
   console.error('usage: node dist/bench/stage.js STAGE [--arch A] [--set key=value]…');
   process.exit(2);
 }
-const given = args.indexOf('--cache');
-const cache = given >= 0 ? args.splice(given, 2)[1]! : await mkdtemp(join(tmpdir(), 'tor-ramdisk-bench-'));
-if (given < 0) {
-  await mkdir(join(defaultCacheRoot(), 'downloads'), { recursive: true });
-  await symlink(join(defaultCacheRoot(), 'downloads'), join(cache, 'downloads'));
-}
+const cache = await benchCache(args);
 
 async function timed(label: string) {
   const result = await execa('/usr/bin/time', ['-f', '%e %U %S %M', 'node', cli, 'build', ...args, '--cache', cache], { reject: false, env: { CI: 'true' } });

@@ -100,6 +100,9 @@ test.serial('x86_64: linkage and audit of the image, from the command line', asy
   const consumers = await cli('linkage', '--consumers', 'libcrypto.so.3');
   t.is(consumers.exitCode, 0, consumers.stderr);
   t.regex(consumers.stdout, /^libcrypto\.so\.3 \(x86_64\), provided by \/lib\/libcrypto\.so\.3, needed by 3 objects\n {2}\/lib\/libssl\.so\.3\n {2}\/usr\/bin\/bundle-crypt\n {2}\/usr\/bin\/tor$/);
+  // The seccomp sandbox's library is in the image because tor needs it, and for nothing else.
+  const seccomp = await cli('linkage', '--consumers', 'libseccomp.so.2');
+  t.regex(seccomp.stdout, /^libseccomp\.so\.2 \(x86_64\), provided by \/lib\/libseccomp\.so\.2, needed by 1 object\n {2}\/usr\/bin\/tor$/);
   const graph = await cli('linkage');
   t.regex(graph.stdout, /\/usr\/bin\/tor +→ .*libevent-2\.1\.so\.7.*libssl\.so\.3/);
   const unknown = await cli('linkage', '--consumers', 'libnothing.so.9');

@@ -256,7 +256,7 @@ export function formatLinkage(record: LinkageRecord, consumersOf?: string): stri
     }
     const consumers = Object.entries(needs).filter(([, sonames]) => sonames.includes(consumersOf)).map(([path]) => path);
     if (consumers.length === 0 && providers[consumersOf] === undefined) continue;
-    lines.push(`${consumersOf} (${abi}), provided by ${providers[consumersOf] ?? 'nothing'}, needed by ${consumers.length} objects`);
+    lines.push(`${consumersOf} (${abi}), provided by ${providers[consumersOf] ?? 'nothing'}, needed by ${consumers.length} object${consumers.length === 1 ? '' : 's'}`);
     for (const path of consumers) lines.push(`  ${path}`);
   }
   if (consumersOf !== undefined && lines.length === 0) {

@@ -7,6 +7,8 @@ export const libseccompStage = autotoolsPackage({
   definition: import.meta.url,
   source: 'libseccomp',
   image: { libraries: 'usr/lib' },
+  // configure insists on it; the syscall tables it makes ship prebuilt, so make regenerates them only if syscalls.csv is newer.
+  tools: [{ command: 'gperf', package: 'gperf' }],
   configGuess: 'build-aux/config.guess',
   // No Python bindings (the default), no static library.
   configure: ['--disable-static', '--disable-python'],
