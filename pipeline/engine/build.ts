@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Listr, PRESET_TIMESTAMP, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -209,6 +209,9 @@ export async function buildStages(options: BuildOptions): Promise<StageResult[]>
       running.delete(name);
       const local = await diskRefusal(temp.dir, name, error);
       await store.discard(temp.dir);
+      // A resumable stage that failed before any step of its own holds only its tool links: nothing to resume.
+      const resume = planned.stage.resumable ? store.resumeDir(name, planned.key) : undefined;
+      if (resume && (await readdir(resume).catch(() => [])).every((entry) => entry === 'path')) await rm(resume, { recursive: true, force: true }).catch(() => undefined);
       throw local ?? (error instanceof TorRamdiskError ? error : (localFsError(error, `stage ${name}`) ?? new TorRamdiskError('ERR_STAGE', 'build', `stage ${name} failed: ${(error as Error).message}`, { cause: error })));
     } finally {
       await unlock();

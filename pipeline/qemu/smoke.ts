@@ -253,8 +253,16 @@ const Y2038_CHECK = [
   String.raw`tor -f $k/torrc --defaults-torrc $k/torrc --DataDirectory $k --key-expiration sign 2>&1 | grep -- -cert-expiry; rm -rf $k`,
 ].join('; ');
 
-/** The status screen of a tor that answers its control port, sandboxed and up for 3 minutes or more. */
-const SANDBOXED_3_MINUTES = /tor: running, pid \d+\nversion: Tor \d[^\n]*\nup: (1[89]\d|[2-9]\d\d|\d{4,}) s\nsandbox: on \(seccomp\)\n/;
+/**
+ * The status screen of the tor that started (pid in the console's "tor started (pid N)"), still
+ * running, answering its control port and sandboxed. Uptime is tor's own count of the seconds it
+ * worked, which an emulated guest under load reports short: the host's clock, not it, measures
+ * the 3 minutes (the hold before this screen).
+ */
+const STILL_SANDBOXED = ({ output }: Run) => {
+  const pid = /tor started \(pid (\d+)\)\n/.exec(output())?.[1] ?? 'none';
+  return new RegExp(`tor: running, pid ${pid}\\nversion: \\d+\\.\\d+[^\\n]*\\nup: \\d+ s\\nsandbox: on \\(seccomp\\)\\n`);
+};
 
 export const SCENARIOS: readonly Scenario[] = [
   {
@@ -296,7 +304,7 @@ export const SCENARIOS: readonly Scenario[] = [
       // Three minutes of a relay's work in its seccomp sandbox: a system call it does not allow would have killed tor (SIGSYS).
       { hold: 'tor started', seconds: 180 },
       { expect: MENU, timeoutMs: 30_000, type: '5\n' },
-      { expect: SANDBOXED_3_MINUTES, timeoutMs: 120_000 },
+      { expect: STILL_SANDBOXED, timeoutMs: 120_000 },
       { expect: /ORPort reachable: yes\n[^]*MaxMemInQueues: 64 MiB, set from \d+ MiB of RAM\nDirCache: 0, set from \d+ MiB of RAM\n/, timeoutMs: 30_000 },
       { expect: /\(Enter\) $/, timeoutMs: 30_000, type: '\n' },
       ...halt(),
