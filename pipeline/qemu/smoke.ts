@@ -301,7 +301,7 @@ export const SCENARIOS: readonly Scenario[] = [
       { expect: /tor started \(pid \d+\)\n/, timeoutMs: 120_000, mark: 'tor started' },
       { testnet: 'running', timeoutMs: 420_000, mark: 'Running in the consensus' },
       { testnet: 'circuit', timeoutMs: 180_000, mark: 'circuit through it' },
-      // Three minutes of a relay's work in its seccomp sandbox: a system call it does not allow would have killed tor (SIGSYS).
+      // Three minutes of a relay's work in its seccomp sandbox: a system call it does not allow fails (EPERM, tor's default action), and tor exits when it cannot go on.
       { hold: 'tor started', seconds: 180 },
       { expect: MENU, timeoutMs: 30_000, type: '5\n' },
       { expect: STILL_SANDBOXED, timeoutMs: 120_000 },

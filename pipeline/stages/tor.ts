@@ -7,6 +7,11 @@ import { autotoolsPackage } from './autotools.js';
 /** tor's patch series: `.patch` files applied with -p1, each with a header that says what it fixes and why. */
 export const TOR_PATCHES = 'configs/tor/patches';
 
+/** The series as project-relative paths, in the order they apply. */
+export async function torPatchSeries(): Promise<string[]> {
+  return (await readdir(join(projectRoot, TOR_PATCHES))).filter((f) => f.endsWith('.patch')).sort().map((f) => `${TOR_PATCHES}/${f}`);
+}
+
 /**
  * tor, linked against the zlib, libevent, OpenSSL and libseccomp stages, and its unit tests
  * (`tests/test`, run on the build machine for x86_64 with those stages' libraries on
@@ -62,10 +67,8 @@ export const torStage = autotoolsPackage({
     tor_cv_ldflags__rdynamic: 'no',
   }),
   async preBuild({ ctx, src }) {
-    // The series touches no configure input: it applies to the configured tree, in name order.
-    for (const name of (await readdir(join(projectRoot, TOR_PATCHES))).filter((f) => f.endsWith('.patch')).sort()) {
-      await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(projectRoot, TOR_PATCHES, name)], { cwd: src });
-    }
+    // The series touches no configure input: it applies to the configured tree.
+    for (const patch of await torPatchSeries()) await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(projectRoot, patch)], { cwd: src });
     // configure turns the sandbox off quietly when it cannot find libseccomp: the image relies on it.
     const orconfig = await readFile(join(src, 'orconfig.h'), 'utf8');
     if (!/^#define HAVE_SECCOMP_H 1$/m.test(orconfig) || !/-lseccomp\b/.test(await readFile(join(src, 'Makefile'), 'utf8'))) {
