@@ -40,14 +40,12 @@ test('one job budget across stages: three makes of six jobs each, side by side, 
   });
   const top: Stage = { ...stage('top'), deps: ['one', 'two', 'three'], async run() {} };
   const dirs = cacheDirs(join(root, 'cache'));
-  const started = Date.now();
   await buildStages({ registry: [stage('one'), stage('two'), stage('three'), top], targets: ['top'], config: await config(), pins: new Map(), store: dirs.store, downloads: dirs.downloads, jobs: 2, renderer: 'silent' });
-  const elapsed = (Date.now() - started) / 1000;
   const seen = (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map(Number);
   t.is(seen.length, 18, 'every job ran');
   t.is(Math.max(...seen), 2, `at most 2 jobs at once, and 2 were (${seen.join(' ')})`);
-  // 18 jobs of 0.3 s on 2 tokens: 2.7 s of sleeping at the least; one job at a time would be 5.4 s.
-  t.true(elapsed < 5.4, `${elapsed} s`);
+  // The budget is used, not only bounded: a third of the jobs or more ran beside another (one at a time, each would see 1).
+  t.true(seen.filter((n) => n === 2).length >= seen.length / 3, seen.join(' '));
   await rm(root, { recursive: true, force: true });
 });
 

@@ -10,7 +10,6 @@ import { sha256, sha256File } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import { patchSeriesHashes, PATCH_DIRS } from '../sources/patches.js';
 import type { SourcePins } from '../sources/pins.js';
-import { torPatchSeries } from '../stages/tor.js';
 import { readToolchain } from '../toolchain/toolchain.js';
 
 /** One member of a newc cpio archive. */
@@ -103,7 +102,6 @@ export async function imageSbom(input: SbomInput): Promise<string> {
   for (const source of Object.keys(PATCH_DIRS)) {
     for (const patch of await patchSeriesHashes(source)) sources.get(source)?.properties.add(new Models.Property('tor-ramdisk:patch', `${patch.path} sha256:${patch.sha256}`));
   }
-  for (const path of await torPatchSeries()) sources.get('tor')?.properties.add(new Models.Property('tor-ramdisk:patch', `${path} sha256:${await sha256File(join(projectRoot, path))}`));
   sources.get('gcc')?.properties.add(new Models.Property('tor-ramdisk:patch', 'gcc-gfdl-build.diff (pinned above)'));
 
   const toolchainDir = dir('toolchain')!;

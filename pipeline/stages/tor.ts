@@ -1,16 +1,7 @@
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildError } from '../errors.js';
-import { projectRoot } from '../paths.js';
 import { autotoolsPackage } from './autotools.js';
-
-/** tor's patch series: `.patch` files applied with -p1, each with a header that says what it fixes and why. */
-export const TOR_PATCHES = 'configs/tor/patches';
-
-/** The series as project-relative paths, in the order they apply. */
-export async function torPatchSeries(): Promise<string[]> {
-  return (await readdir(join(projectRoot, TOR_PATCHES))).filter((f) => f.endsWith('.patch')).sort().map((f) => `${TOR_PATCHES}/${f}`);
-}
 
 /**
  * tor, linked against the zlib, libevent, OpenSSL and libseccomp stages, and its unit tests
@@ -23,11 +14,7 @@ export const torStage = autotoolsPackage({
   definition: import.meta.url,
   source: 'tor',
   deps: ['zlib', 'libevent', 'openssl', 'libseccomp'],
-  files: [TOR_PATCHES],
-  tools: [
-    { command: 'pkg-config', package: 'pkg-config' },
-    { command: 'patch', package: 'patch' },
-  ],
+  tools: [{ command: 'pkg-config', package: 'pkg-config' }],
   image: { files: ['usr/bin/tor'] },
   configGuess: 'config.guess',
   configure: ({ depPrefix }) => [
@@ -67,8 +54,6 @@ export const torStage = autotoolsPackage({
     tor_cv_ldflags__rdynamic: 'no',
   }),
   async preBuild({ ctx, src }) {
-    // The series touches no configure input: it applies to the configured tree.
-    for (const patch of await torPatchSeries()) await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', join(projectRoot, patch)], { cwd: src });
     // configure turns the sandbox off quietly when it cannot find libseccomp: the image relies on it.
     const orconfig = await readFile(join(src, 'orconfig.h'), 'utf8');
     if (!/^#define HAVE_SECCOMP_H 1$/m.test(orconfig) || !/-lseccomp\b/.test(await readFile(join(src, 'Makefile'), 'utf8'))) {
