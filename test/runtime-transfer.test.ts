@@ -23,33 +23,55 @@ import { KEY, PASSPHRASE, relayKeys, seed } from './fixtures/runtime/relay-state
 
 // --- the control port -----------------------------------------------------------------------
 
-/** A stand-in for tor with RunAsDaemon 1: the parent returns at once, the daemon writes its PidFile a moment later. */
-async function fakeTor(b: Box): Promise<string> {
+/**
+ * A stand-in for tor with RunAsDaemon 1: the parent returns at once, the daemon writes its PidFile
+ * and its control cookie a moment later and then answers GETINFO version on a control port of the
+ * test's, or (`dies`) exits a second later having answered nothing, as tor does when it cannot
+ * load its sandbox.
+ */
+async function fakeTor(t: import('ava').ExecutionContext, b: Box, fate: 'answers' | 'dies' = 'answers'): Promise<Record<string, string>> {
+  const cookie = randomBytes(32);
+  await writeFile(join(b.root, 'cookie'), cookie);
+  const control = await startControlPort(cookie, { version: '0.4.9.15' });
+  t.teardown(() => control.close());
   const fake = join(b.root, 'tor');
   await writeFile(
     fake,
     `#!/bin/sh
 case " $* " in *" --verify-config "*) exit 0 ;; esac
-pidfile=; prev=
-for a in "$@"; do [ "$prev" = --PidFile ] && pidfile=$a; prev=$a; done
-busybox sh -c 'sleep 1.5; echo $$ >"$1"; exec sleep 60' daemon "$pidfile" </dev/null >/dev/null 2>&1 &
+pidfile=; cookiefile=; prev=
+for a in "$@"; do
+	[ "$prev" = --PidFile ] && pidfile=$a
+	[ "$prev" = --CookieAuthFile ] && cookiefile=$a
+	prev=$a
+done
+busybox sh -c 'sleep 1.5; cp "$3" "$2"; echo $$ >"$1"; ${fate === 'dies' ? 'sleep 1; exit 1' : 'exec sleep 60'}' daemon "$pidfile" "$cookiefile" ${join(b.root, 'cookie')} </dev/null >/dev/null 2>&1 &
 exit 0
 `,
     { mode: 0o755 },
   );
-  return fake;
+  return { TRD_TOR: fake, TRD_CONTROL_PORT: String(fate === 'dies' ? await freePort() : control.port) };
 }
 
-test('tor_start reports the daemon\'s pid, though RunAsDaemon\'s parent exits before the daemon writes it', async (t) => {
+test('tor_start reports the daemon\'s pid once it answers on its control port, though RunAsDaemon\'s parent exits before the daemon writes its pid', async (t) => {
   const b = await box();
   await seed(b);
-  const result = await sh(b, 'tor_start && tor_status_line=$(tor_pid) && echo "pid now $tor_status_line" && tor_stop', { env: { TRD_TOR: await fakeTor(b) } });
+  const result = await sh(b, 'tor_start && tor_status_line=$(tor_pid) && echo "pid now $tor_status_line" && tor_stop', { env: await fakeTor(t, b) });
   const out = String(result.stdout);
   t.is(result.exitCode, 0, String(result.stderr));
   const started = /tor started \(pid (\d+)\)/.exec(out);
   t.truthy(started, out);
   t.regex(out, new RegExp(`pid now ${started![1]}\n`));
   t.regex(out, /tor stopped/);
+});
+
+test('a tor that exits as it starts (its sandbox not loaded, say) is not reported started', async (t) => {
+  const b = await box();
+  await seed(b);
+  const result = await sh(b, 'tor_start', { env: await fakeTor(t, b, 'dies') });
+  t.is(result.exitCode, 1, String(result.stdout));
+  t.notRegex(String(result.stdout), /tor started/);
+  t.regex(String(result.stderr), /tor exited as it started/);
 });
 
 test('status asks the control port with the cookie, which never appears in argv', async (t) => {
@@ -140,7 +162,7 @@ test('import from the menu while tor runs: a bad bundle leaves tor and the state
   const keys = relayKeys();
   const plaintext = tarArchive([{ path: 'torrc', body: 'Nickname imported\nORPort 443\n' }, { path: 'keys/', type: 'dir' }, ...Object.entries(keys).map(([name, body]) => ({ path: `keys/${name}`, body }))]);
   server.files.set('bundles/r1.trd', hostSeal(plaintext, Buffer.from('another passphrase'), 100_000));
-  const env = { TRD_TOR: await fakeTor(b) };
+  const env = await fakeTor(t, b);
   const before = await snapshot(b);
   // URL, FTP password, bundle passphrase; then (a good bundle only) the question whether to stop tor.
   const menu = (answers: string[]) => sh(b, 'tor_start >/dev/null && echo "before $(tor_pid)"; menu_import; echo "rc $? after $(tor_pid)."; tor_stop >/dev/null', { input: answers.join('\n') + '\n', args: [url], env });

@@ -43,7 +43,7 @@ tor_verify() {
 
 # tor_start: tor as root (to bind low ports), dropping to the tor user; RunAsDaemon makes
 # the parent wait until the daemon has started, so its exit status says whether it did, and
-# the pid is the daemon's once it has written its PidFile.
+# the pid is the daemon's once it has written its PidFile; started means it answers.
 tor_start() {
 	if tor_running; then say "tor is already running (pid $(tor_pid))"; return 0; fi
 	tor_verify && tor_dirs || return 1
@@ -55,6 +55,14 @@ tor_start() {
 	_tst=0
 	until tor_running; do
 		[ "$_tst" -lt "$TRD_TIMEOUT" ] || { warn "tor started, but wrote no pid file in $TRD_TIMEOUT s"; return 1; }
+		sleep 1
+		_tst=$((_tst + 1))
+	done
+	# The daemon answers on its control port from its main loop, once its seccomp sandbox is in
+	# place: a tor that cannot load the sandbox (or dies before the loop) never answers.
+	until ctl_session 'GETINFO version' 2>/dev/null | ctl_value version >/dev/null; do
+		tor_running || { warn "tor exited as it started (nothing is logged; the shell, 8, can run it in the foreground to see why)"; return 1; }
+		[ "$_tst" -lt "$TRD_TIMEOUT" ] || { warn "tor (pid $(tor_pid)) does not answer on its control port after $TRD_TIMEOUT s"; return 1; }
 		sleep 1
 		_tst=$((_tst + 1))
 	done
