@@ -77,6 +77,7 @@ function check(t: import("ava").ExecutionContext, got: Awaited<ReturnType<typeof
   t.truthy(tor.version);
   t.true(tor.components!.some((c) => c.properties?.some((p) => p.value === 'source') && c.hashes?.length === 1));
   t.true(bom.components.find((c) => c.name === 'linux')!.properties!.some((p) => p.name === 'tor-ramdisk:patch' && /^kernel\/patches\/0001-.*sha256:[0-9a-f]{64}$/.test(p.value)));
+  t.true(bom.components.find((c) => c.name === 'tor')!.properties!.some((p) => p.name === 'tor-ramdisk:patch' && /^configs\/tor\/patches\/0001-.*sha256:[0-9a-f]{64}$/.test(p.value)));
   t.deepEqual(bom.metadata.component.components!.map((c) => c.name).sort(), Object.keys(got.images).sort());
   t.log(`${files.size} image files, ${bom.components.length} components, ${got.json.length} bytes`);
 }

@@ -1,6 +1,7 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { StageContext } from '../engine/stage.js';
+import type { HostTool } from '../engine/tools.js';
 import { sha256File } from '../hash.js';
 import { projectRoot } from '../paths.js';
 
@@ -11,7 +12,11 @@ import { projectRoot } from '../paths.js';
 export const PATCH_DIRS: Readonly<Record<string, string>> = {
   linux: 'kernel/patches',
   'uclibc-ng': 'configs/uclibc/patches',
+  tor: 'configs/tor/patches',
 };
+
+/** What applying a series runs, for the stages that apply one. */
+export const PATCH_TOOLS: readonly HostTool[] = [{ command: 'patch', package: 'patch' }];
 
 /** The series of a source, as project-relative paths in the order they apply (none: empty). */
 export async function patchSeries(source: string): Promise<string[]> {
@@ -28,14 +33,26 @@ export async function patchSeriesHashes(source: string): Promise<{ path: string;
 
 /**
  * Applies a source's series to its tree; each patch must apply cleanly. A patched file keeps
- * the time of the tree's Makefile, as the tarball gave it: an object tree built from the same
- * patched source stays up to date, and no build time reaches an output.
+ * the time the tarball gave it (a file a patch creates takes the newest of those): an object
+ * tree built from the same patched source stays up to date, and no build time reaches a tree.
  */
 export async function applyPatchSeries(ctx: StageContext, source: string, tree: string): Promise<void> {
   for (const relative of await patchSeries(source)) {
     const path = join(projectRoot, relative);
+    const files = [...(await readFile(path, 'utf8')).matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => join(tree, m[1]!));
+    const times = new Map<string, Date>();
+    for (const file of files) {
+      const found = await stat(file).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (found) times.set(file, found.mtime);
+    }
     await ctx.exec('patch', ['-p1', '--forward', '--batch', '-i', path], { cwd: tree });
-    const files = [...(await readFile(path, 'utf8')).matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => m[1]!);
-    if (files.length > 0) await ctx.exec('touch', ['-r', 'Makefile', ...files], { cwd: tree });
+    const newest = new Date(Math.max(0, ...[...times.values()].map((t) => t.getTime())));
+    for (const file of files) {
+      const time = times.get(file) ?? newest;
+      await utimes(file, time, time);
+    }
   }
 }

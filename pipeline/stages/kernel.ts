@@ -10,7 +10,7 @@ import { configValues, readFragment, type Fragment } from '../kconfig/fragment.j
 import { sha256 } from '../hash.js';
 import { projectRoot } from '../paths.js';
 import { extractTarball } from '../sources/extract.js';
-import { applyPatchSeries, PATCH_DIRS } from '../sources/patches.js';
+import { applyPatchSeries, PATCH_DIRS, PATCH_TOOLS } from '../sources/patches.js';
 import { readToolchain, type Toolchain } from '../toolchain/toolchain.js';
 import { HOST_CC, POSIX_TOOLS } from './tools.js';
 
@@ -38,7 +38,7 @@ const KERNEL_TOOLS: readonly HostTool[] = [
   { command: 'flex', package: 'flex' },
   { command: 'bison', package: 'bison' },
   { command: 'pkg-config', package: 'pkg-config' },
-  { command: 'patch', package: 'patch' },
+  ...PATCH_TOOLS,
   { file: '/usr/include/libelf.h', package: 'libelf-dev' },
   { file: '/usr/include/openssl/ssl.h', package: 'libssl-dev' },
   // The GCC plugins (hardening.config): Kbuild's HOSTCXX builds them against the target

@@ -4,6 +4,7 @@ import type { ImageContents, Stage, StageContext } from '../engine/stage.js';
 import { BuildError } from '../errors.js';
 import type { HostTool } from '../engine/tools.js';
 import { extractTarball } from '../sources/extract.js';
+import { applyPatchSeries, PATCH_DIRS, PATCH_TOOLS } from '../sources/patches.js';
 import { buildEnv, readToolchain, type Toolchain } from '../toolchain/toolchain.js';
 import { HOST_CC, POSIX_TOOLS } from './tools.js';
 
@@ -58,6 +59,8 @@ export const PACKAGE_CONFIG = ['arch', 'build.sourceDateEpoch'] as const;
 const NO_UNWIND_TABLES = ['-fno-asynchronous-unwind-tables', '-fno-unwind-tables'];
 
 export function packageStage(recipe: PackageRecipe): Stage {
+  // The source's patch series (sources/patches.ts), if the project keeps one for it.
+  const patches = PATCH_DIRS[recipe.source];
   return {
     name: recipe.name,
     title: recipe.title,
@@ -65,8 +68,8 @@ export function packageStage(recipe: PackageRecipe): Stage {
     sources: [recipe.source],
     deps: ['toolchain', ...(recipe.deps ?? [])],
     config: [...PACKAGE_CONFIG, ...(recipe.config ?? [])],
-    ...(recipe.files ? { files: recipe.files } : {}),
-    tools: [...POSIX_TOOLS, ...HOST_CC, ...(recipe.tools ?? [])],
+    ...(recipe.files || patches ? { files: [...(recipe.files ?? []), ...(patches ? [patches] : [])] } : {}),
+    tools: [...POSIX_TOOLS, ...HOST_CC, ...(patches ? PATCH_TOOLS : []), ...(recipe.tools ?? [])],
     ...(recipe.image ? { image: recipe.image } : {}),
     async run(ctx) {
       const tc = await readToolchain(ctx.deps.toolchain!.dir);
@@ -74,6 +77,7 @@ export function packageStage(recipe: PackageRecipe): Stage {
       const src = join(ctx.work, recipe.source);
       ctx.progress(`extracting ${tarball.name}`);
       await extractTarball(tarball.path, src, { strip: 1, label: tarball.name, path: ctx.path });
+      if (patches) await applyPatchSeries(ctx, recipe.source, src);
       const depPrefix = (name: string) => join(ctx.deps[name]!.dir, 'usr');
       const base = buildEnv(tc, Number(ctx.config.get('build.sourceDateEpoch')), ctx.path);
       const deps = recipe.deps ?? [];

@@ -6,6 +6,7 @@ import { which, type HostTool } from '../engine/tools.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import type { Arch } from '../config/schema.js';
 import { sha256, sha256File } from '../hash.js';
+import { PATCH_TOOLS } from '../sources/patches.js';
 import { hardeningFlags, readToolchain, TOOLCHAIN_FILE, type Toolchain } from '../toolchain/toolchain.js';
 import { buildUclibcToolchain, UCLIBC_SOURCES } from '../toolchain/uclibc.js';
 import { CROSS_TOOL_NAMES, HOST_CC, POSIX_TOOLS } from './tools.js';
@@ -42,7 +43,7 @@ const UCLIBC_BUILD_TOOLS: readonly HostTool[] = [
   { command: 'g++', package: 'g++', compiler: 'cc1plus' },
   { command: 'makeinfo', package: 'texinfo' },
   { command: 'gawk', package: 'gawk' },
-  { command: 'patch', package: 'patch' },
+  ...PATCH_TOOLS,
   { command: 'rsync', package: 'rsync' },
   { file: '/usr/include/x86_64-linux-gnu/gmp.h', package: 'libgmp-dev' },
   { file: '/usr/include/mpfr.h', package: 'libmpfr-dev' },
