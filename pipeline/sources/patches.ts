@@ -36,7 +36,7 @@ export async function patchSeriesHashes(source: string): Promise<{ path: string;
  * the time the tarball gave it (a file a patch creates takes the newest of those): an object
  * tree built from the same patched source stays up to date, and no build time reaches a tree.
  */
-export async function applyPatchSeries(ctx: StageContext, source: string, tree: string): Promise<void> {
+export async function applyPatchSeries(ctx: Pick<StageContext, 'exec'>, source: string, tree: string): Promise<void> {
   for (const relative of await patchSeries(source)) {
     const path = join(projectRoot, relative);
     const files = [...(await readFile(path, 'utf8')).matchAll(/^\+\+\+ b\/(\S+)/gm)].map((m) => join(tree, m[1]!));
