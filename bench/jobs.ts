@@ -2,8 +2,8 @@
 // A cold build of both arches (default: `--set toolchain.variant=host --jobs 2`) in a stage
 // cache that starts empty (downloads shared with the default cache), under /usr/bin/time (CPU
 // of every process it starts), while /proc is sampled every 100 ms for compilers (cc1, cc1plus,
-// lto1): wall, CPU, utilization of the cores, and the most compilers seen at once, which the
-// jobserver keeps at N or below.
+// lto1): wall, CPU, utilization of the cores, and the most compile jobs seen at once, which the
+// jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart).
 import { execa } from 'execa';
 import { readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -21,18 +21,32 @@ if (!args.some((a) => a.startsWith('toolchain.variant='))) args.push('--set', 't
 const jobs = Number(args[args.indexOf('--jobs') + 1]);
 const cores = availableParallelism();
 
-async function compilersRunning(): Promise<number> {
-  const names = await Promise.all((await readdir('/proc')).filter((p) => /^\d+$/.test(p)).map((pid) => readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')));
-  return names.filter((name) => COMPILERS.has(name.trim())).length;
+/**
+ * The compilers running now: compile jobs, and probes (a compiler fed /dev/null: Kbuild's
+ * cc-option and its kind, which make runs while it reads its makefiles, outside any job slot).
+ */
+async function compilersRunning(): Promise<{ jobs: number; probes: number }> {
+  const count = { jobs: 0, probes: 0 };
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    if (!COMPILERS.has((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim())) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv.includes('/dev/null')) count.probes++;
+    else count.jobs++;
+  }
+  return count;
 }
 
-/** How many samples saw 0, 1, 2, … compilers at once. */
+/** How many samples saw 0, 1, 2, … compile jobs at once; the most probes seen beside them. */
 const seen: number[] = [];
+let probeSamples = 0;
+let mostWithProbes = 0;
 let sampling = true;
 const sampler = (async () => {
   while (sampling) {
-    const n = await compilersRunning();
-    seen[n] = (seen[n] ?? 0) + 1;
+    const { jobs, probes } = await compilersRunning();
+    seen[jobs] = (seen[jobs] ?? 0) + 1;
+    if (probes > 0) probeSamples++;
+    mostWithProbes = Math.max(mostWithProbes, jobs + probes);
     await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
   }
 })();
@@ -51,6 +65,7 @@ const samples = seen.reduce((sum, n) => sum + (n ?? 0), 0);
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 console.log(`cold build of both arches, ${args.join(' ')}, on ${cores} cores (${new Date().toISOString().slice(0, 10)})`);
 console.log(`  wall ${minutes(wall!)}, CPU ${minutes(cpu)}, utilization ${((100 * cpu) / (wall! * cores)).toFixed(0)} % of the cores`);
-console.log(`  compilers at once: at most ${seen.length - 1} (--jobs ${jobs}); share of ${samples} samples every ${SAMPLE_MS} ms:`);
+console.log(`  compile jobs at once: at most ${seen.length - 1} (--jobs ${jobs}); share of ${samples} samples every ${SAMPLE_MS} ms:`);
 for (const [n, count] of seen.entries()) if (count) console.log(`    ${n}: ${((100 * count) / samples).toFixed(1)} %`);
+console.log(`  probes (a compiler on /dev/null, outside the job slots) in ${probeSamples} samples; compilers of both kinds at once: at most ${mostWithProbes}`);
 console.log(`  stage cache: ${cache}`);
