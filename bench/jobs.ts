@@ -36,7 +36,7 @@ async function compilersRunning(): Promise<{ jobs: number; probes: number }> {
   return count;
 }
 
-/** How many samples saw 0, 1, 2, … compile jobs at once; the most probes seen beside them. */
+/** How many samples saw 0, 1, 2, … compile jobs at once; how many saw a probe; the most compilers of both kinds at once. */
 const seen: number[] = [];
 let probeSamples = 0;
 let mostWithProbes = 0;

@@ -27,12 +27,12 @@ for (const source of Object.keys(PATCH_DIRS)) {
       }
     }
     const before = new Map(await Promise.all([...patched.keys()].map(async (p) => [p, await readFile(p, 'utf8')] as const)));
-    await applyPatchSeries({ exec: (command, args, options) => run(command, args, options) }, source, tree);
+    await applyPatchSeries({ exec: run }, source, tree);
     for (const [path, mtime] of patched) {
       t.not(await readFile(path, 'utf8'), before.get(path), `${path} unchanged by the series`);
-      t.is((await stat(path)).mtimeMs, mtime, `${path} took the time it was patched at`);
+      t.is((await stat(path)).mtimeMs, mtime, `${path} did not keep the tarball's time`);
     }
     // Applied twice, a series fails: --forward refuses what is already there.
-    await t.throwsAsync(applyPatchSeries({ exec: (command, args, options) => run(command, args, options) }, source, tree));
+    await t.throwsAsync(applyPatchSeries({ exec: run }, source, tree));
   });
 }
