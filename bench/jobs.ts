@@ -3,7 +3,8 @@
 // cache that starts empty (downloads shared with the default cache), under /usr/bin/time (CPU
 // of every process it starts), while /proc is sampled every 100 ms for compilers (cc1, cc1plus,
 // lto1): wall, CPU, utilization of the cores, and the most compile jobs seen at once, which the
-// jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart).
+// jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart). Both arches
+// are one build (`--arch all`), under one budget.
 import { execa } from 'execa';
 import { readdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -23,14 +24,23 @@ const cores = availableParallelism();
 
 /**
  * The compilers running now: compile jobs, and probes (a compiler fed /dev/null: Kbuild's
- * cc-option and its kind, which make runs while it reads its makefiles, outside any job slot).
+ * cc-option and its kind, which make runs while it reads its makefiles). Reading /proc takes a
+ * while, in which one job's compiler can end and the next one's start: a compiler counts only
+ * if it is still running once the pass is over, so that a sample is one moment, not a smear.
  */
 async function compilersRunning(): Promise<{ jobs: number; probes: number }> {
-  const count = { jobs: 0, probes: 0 };
+  const found: { pid: string; probe: boolean }[] = [];
   for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
     if (!COMPILERS.has((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim())) continue;
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    if (argv.includes('/dev/null')) count.probes++;
+    found.push({ pid, probe: argv.includes('/dev/null') });
+  }
+  const count = { jobs: 0, probes: 0 };
+  for (const { pid, probe } of found) {
+    // The state follows the command's name in parentheses: Z (exited, not yet reaped) or no entry at all is over.
+    const state = /\) (\S)/.exec(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''))?.[1];
+    if (state === undefined || state === 'Z' || state === 'X') continue;
+    if (probe) count.probes++;
     else count.jobs++;
   }
   return count;
@@ -67,5 +77,5 @@ console.log(`cold build of both arches, ${args.join(' ')}, on ${cores} cores (${
 console.log(`  wall ${minutes(wall!)}, CPU ${minutes(cpu)}, utilization ${((100 * cpu) / (wall! * cores)).toFixed(0)} % of the cores`);
 console.log(`  compile jobs at once: at most ${seen.length - 1} (--jobs ${jobs}); share of ${samples} samples every ${SAMPLE_MS} ms:`);
 for (const [n, count] of seen.entries()) if (count) console.log(`    ${n}: ${((100 * count) / samples).toFixed(1)} %`);
-console.log(`  probes (a compiler on /dev/null, outside the job slots) in ${probeSamples} samples; compilers of both kinds at once: at most ${mostWithProbes}`);
+console.log(`  probes (a compiler on /dev/null) in ${probeSamples} samples; compilers of both kinds at once: at most ${mostWithProbes}`);
 console.log(`  stage cache: ${cache}`);

@@ -4,7 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { explainConfig } from './config/resolve.js';
 import { ARCHES, PROFILES, type Arch, type Profile } from './config/schema.js';
 import { CACHE_MARKER, cacheDirs, cacheRootFrom, configFor, isCache, openCache, type CacheDirs } from './context.js';
-import { buildStages, type Renderer } from './engine/build.js';
+import { buildArches, buildStages, type Renderer } from './engine/build.js';
 import { formatPlan, planStages } from './engine/plan.js';
 import { graphDot, graphSvg } from './engine/pictures.js';
 import { installCommand, missingTools, packagesFor, toolName } from './engine/tools.js';
@@ -198,24 +198,32 @@ Shared stage cache (an OCI registry; logins from ~/.docker/config.json or $DOCKE
         ...(values.remote === undefined ? [] : [`remote.url=${String(values.remote)}`]),
         ...(values['remote-trust'] === undefined ? [] : [`remote.trust=${String(values['remote-trust'])}`]),
       ];
-      for (const arch of archList(values.arch)) {
-        const config = await configFor(selection({ ...values, set: [...((values.set as string[] | undefined) ?? []), ...remoteFlags] }, arch));
-        const remote = await RemoteCache.open(config);
-        const results = await buildStages({
+      const builds = await Promise.all(
+        archList(values.arch).map(async (arch) => {
+          const config = await configFor(selection({ ...values, set: [...((values.set as string[] | undefined) ?? []), ...remoteFlags] }, arch));
+          const remote = await RemoteCache.open(config);
+          return { config, ...(remote ? { remote } : {}) };
+        }),
+      );
+      // Every arch in one build, under one job budget.
+      const results = await buildArches(
+        {
           registry: stages,
           targets: targets.length > 0 ? targets : defaultTargets(),
-          config,
           pins,
           store: dirs.store,
           downloads: dirs.downloads,
           jobs,
           offline: Boolean(values.offline),
           renderer: renderer(),
-          ...(remote ? { remote, onRemote: (line: string) => console.error(line) } : {}),
-        });
-        for (const r of results) console.log(`${arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : r.pulled ? 'pulled' : 'built '} ${r.dir}`);
-        if (results.some((r) => !r.cached)) console.log(`${arch} timeline: ${dirs.store.timelinePath(arch)}`);
+          ...(builds.some((b) => b.remote) ? { onRemote: (line: string) => console.error(line) } : {}),
+        },
+        builds,
+      );
+      for (const [i, { config }] of builds.entries()) {
+        for (const r of results[i]!) console.log(`${config.arch} ${r.stage.padEnd(16)} ${r.cached ? 'cached' : r.pulled ? 'pulled' : 'built '} ${r.dir}`);
       }
+      if (results.flat().some((r) => !r.cached)) console.log(`timeline: ${dirs.store.timelinePath(builds.length > 1 ? 'all' : builds[0]!.config.arch)}`);
     },
   },
   bump: {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { loadLayers } from '../pipeline/config/layers.js';
 import { resolveConfig } from '../pipeline/config/resolve.js';
 import { cacheDirs } from '../pipeline/context.js';
-import { buildStages } from '../pipeline/engine/build.js';
+import { buildArches, buildStages } from '../pipeline/engine/build.js';
 import type { Stage } from '../pipeline/engine/stage.js';
 import { sha256File } from '../pipeline/hash.js';
 import { POSIX_TOOLS } from '../pipeline/stages/tools.js';
@@ -46,6 +46,49 @@ test('one job budget across stages: three makes of six jobs each, side by side, 
   t.is(Math.max(...seen), 2, `at most 2 jobs at once, and 2 were (${seen.join(' ')})`);
   // The budget is used, not only bounded: a third of the jobs or more ran beside another (one at a time, each would see 1).
   t.true(seen.filter((n) => n === 2).length >= seen.length / 3, seen.join(' '));
+  await rm(root, { recursive: true, force: true });
+});
+
+test('both arches in one build share one budget: their jobs run side by side, never more than --jobs at once', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-arches-'));
+  const running = join(root, 'running');
+  await mkdir(running);
+  // Each job writes down which jobs were running while it ran.
+  const makefile = [
+    'JOBS = 1 2 3 4 5 6',
+    'all: $(addprefix job,$(JOBS))',
+    'job%:',
+    `\t@touch ${running}/$(ARCH)-$@; sleep 0.3; echo $$(ls ${running}) >> ${root}/seen; rm ${running}/$(ARCH)-$@`,
+    '.PHONY: all',
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'Makefile'), makefile);
+  const stage: Stage = {
+    name: 'compile',
+    title: 'compile',
+    definition: import.meta.url,
+    config: ['arch'],
+    tools: POSIX_TOOLS,
+    async run(ctx) {
+      await ctx.exec('make', [`ARCH=${ctx.config.arch}`], { cwd: root });
+      await writeFile(join(ctx.out, 'arch'), ctx.config.arch);
+    },
+  };
+  const dirs = cacheDirs(join(root, 'cache'));
+  const configs = await Promise.all((['x86_64', 'i686'] as const).map(async (arch) => resolveConfig(await loadLayers({ arch, profile: 'relay' }))));
+  const results = await buildArches(
+    { registry: [stage], targets: ['compile'], pins: new Map(), store: dirs.store, downloads: dirs.downloads, jobs: 2, renderer: 'silent' },
+    configs.map((config) => ({ config })),
+  );
+  t.deepEqual(await Promise.all(results.map(async ([r]) => readFile(join(r!.dir, 'arch'), 'utf8'))), ['x86_64', 'i686'], 'the results come per arch, in the order given');
+  const seen = (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map((line) => line.split(' '));
+  t.is(seen.length, 12, 'every job of both arches ran');
+  t.is(Math.max(...seen.map((jobs) => jobs.length)), 2, `at most 2 jobs at once (${seen.join(' | ')})`);
+  t.true(
+    seen.some((jobs) => jobs.some((j) => j.startsWith('x86_64-')) && jobs.some((j) => j.startsWith('i686-'))),
+    `a job of each arch ran at the same time (${seen.join(' | ')})`,
+  );
+  t.true(await stat(dirs.store.timelinePath('all')).then(() => true), 'one timeline for the build of both');
   await rm(root, { recursive: true, force: true });
 });
 
