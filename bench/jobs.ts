@@ -6,7 +6,7 @@
 // jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart). Both arches
 // are one build (`--arch all`), under one budget.
 import { execa } from 'execa';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCache } from './outputs.js';
@@ -28,20 +28,23 @@ const cores = availableParallelism();
  * while, in which one job's compiler can end and the next one's start: a compiler counts only
  * if it is still running once the pass is over, so that a sample is one moment, not a smear.
  */
-async function compilersRunning(): Promise<{ jobs: number; probes: number }> {
-  const found: { pid: string; probe: boolean }[] = [];
+async function compilersRunning(): Promise<{ jobs: number; probes: number; what: string[] }> {
+  const found: { pid: string; probe: boolean; argv: string[] }[] = [];
   for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
     if (!COMPILERS.has((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim())) continue;
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-    found.push({ pid, probe: argv.includes('/dev/null') });
+    found.push({ pid, probe: argv.includes('/dev/null'), argv });
   }
-  const count = { jobs: 0, probes: 0 };
-  for (const { pid, probe } of found) {
+  const count = { jobs: 0, probes: 0, what: [] as string[] };
+  for (const { pid, probe, argv } of found) {
     // The state follows the command's name in parentheses: Z (exited, not yet reaped) or no entry at all is over.
     const state = /\) (\S)/.exec(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''))?.[1];
     if (state === undefined || state === 'Z' || state === 'X') continue;
     if (probe) count.probes++;
     else count.jobs++;
+    // What it compiles, and where: to name the jobs of a sample over the budget.
+    const input = argv.filter((a, i) => i > 0 && (a === '-' || /\.(c|cc|i|s|S)$/.test(a)) && argv[i - 1] !== '-o');
+    count.what.push(`${probe ? 'probe' : 'job'} ${input.join(' ') || argv.slice(0, 4).join(' ')} in ${await readlink(`/proc/${pid}/cwd`).catch(() => '?')}`);
   }
   return count;
 }
@@ -50,13 +53,16 @@ async function compilersRunning(): Promise<{ jobs: number; probes: number }> {
 const seen: number[] = [];
 let probeSamples = 0;
 let mostWithProbes = 0;
+/** The first samples that saw more compile jobs than the budget, each with what ran. */
+const over: string[][] = [];
 let sampling = true;
 const sampler = (async () => {
   while (sampling) {
-    const { jobs, probes } = await compilersRunning();
-    seen[jobs] = (seen[jobs] ?? 0) + 1;
+    const { jobs: running, probes, what } = await compilersRunning();
+    if (running > jobs && over.length < 5) over.push(what);
+    seen[running] = (seen[running] ?? 0) + 1;
     if (probes > 0) probeSamples++;
-    mostWithProbes = Math.max(mostWithProbes, jobs + probes);
+    mostWithProbes = Math.max(mostWithProbes, running + probes);
     await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
   }
 })();
@@ -78,4 +84,5 @@ console.log(`  wall ${minutes(wall!)}, CPU ${minutes(cpu)}, utilization ${((100 
 console.log(`  compile jobs at once: at most ${seen.length - 1} (--jobs ${jobs}); share of ${samples} samples every ${SAMPLE_MS} ms:`);
 for (const [n, count] of seen.entries()) if (count) console.log(`    ${n}: ${((100 * count) / samples).toFixed(1)} %`);
 console.log(`  probes (a compiler on /dev/null) in ${probeSamples} samples; compilers of both kinds at once: at most ${mostWithProbes}`);
+for (const [i, what] of over.entries()) console.log(`  sample ${i + 1} over the budget:\n${what.map((w) => `    ${w}`).join('\n')}`);
 console.log(`  stage cache: ${cache}`);
