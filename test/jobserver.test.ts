@@ -15,20 +15,28 @@ import { POSIX_TOOLS } from '../pipeline/stages/tools.js';
 
 const config = async () => resolveConfig(await loadLayers({ arch: 'x86_64', profile: 'relay' }));
 
-test('one job budget across stages: three makes of six jobs each, side by side, never more than --jobs jobs at once', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-jobs-'));
+/**
+ * A Makefile of six jobs in a fresh directory: each job marks itself running (named by the make
+ * variable `prefix`), waits, and writes down which jobs were running then. `seen` reads those lists.
+ */
+async function sixJobMakefile(dirPrefix: string, prefix: string): Promise<{ root: string; seen: () => Promise<string[][]> }> {
+  const root = await mkdtemp(join(tmpdir(), dirPrefix));
   const running = join(root, 'running');
   await mkdir(running);
-  // Each job marks itself running, waits, and writes down how many were running then.
   const makefile = [
     'JOBS = 1 2 3 4 5 6',
     'all: $(addprefix job,$(JOBS))',
     'job%:',
-    `\t@touch ${running}/$(NAME)$@; sleep 0.3; ls ${running} | wc -l >> ${root}/seen; rm ${running}/$(NAME)$@`,
+    `\t@touch ${running}/$(${prefix})-$@; sleep 0.3; echo $$(ls ${running}) >> ${root}/seen; rm ${running}/$(${prefix})-$@`,
     '.PHONY: all',
     '',
   ].join('\n');
   await writeFile(join(root, 'Makefile'), makefile);
+  return { root, seen: async () => (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map((line) => line.split(' ')) };
+}
+
+test('one job budget across stages: three makes of six jobs each, side by side, never more than --jobs jobs at once', async (t) => {
+  const { root, seen: jobsSeen } = await sixJobMakefile('tor-ramdisk-jobs-', 'NAME');
   const stage = (name: string): Stage => ({
     name,
     title: name,
@@ -41,7 +49,7 @@ test('one job budget across stages: three makes of six jobs each, side by side, 
   const top: Stage = { ...stage('top'), deps: ['one', 'two', 'three'], async run() {} };
   const dirs = cacheDirs(join(root, 'cache'));
   await buildStages({ registry: [stage('one'), stage('two'), stage('three'), top], targets: ['top'], config: await config(), pins: new Map(), store: dirs.store, downloads: dirs.downloads, jobs: 2, renderer: 'silent' });
-  const seen = (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map(Number);
+  const seen = (await jobsSeen()).map((jobs) => jobs.length);
   t.is(seen.length, 18, 'every job ran');
   t.is(Math.max(...seen), 2, `at most 2 jobs at once, and 2 were (${seen.join(' ')})`);
   // The budget is used, not only bounded: a third of the jobs or more ran beside another (one at a time, each would see 1).
@@ -50,19 +58,7 @@ test('one job budget across stages: three makes of six jobs each, side by side, 
 });
 
 test('both arches in one build share one budget: their jobs run side by side, never more than --jobs at once', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-arches-'));
-  const running = join(root, 'running');
-  await mkdir(running);
-  // Each job writes down which jobs were running while it ran.
-  const makefile = [
-    'JOBS = 1 2 3 4 5 6',
-    'all: $(addprefix job,$(JOBS))',
-    'job%:',
-    `\t@touch ${running}/$(ARCH)-$@; sleep 0.3; echo $$(ls ${running}) >> ${root}/seen; rm ${running}/$(ARCH)-$@`,
-    '.PHONY: all',
-    '',
-  ].join('\n');
-  await writeFile(join(root, 'Makefile'), makefile);
+  const { root, seen: jobsSeen } = await sixJobMakefile('tor-ramdisk-arches-', 'ARCH');
   const stage: Stage = {
     name: 'compile',
     title: 'compile',
@@ -81,7 +77,7 @@ test('both arches in one build share one budget: their jobs run side by side, ne
     configs.map((config) => ({ config })),
   );
   t.deepEqual(await Promise.all(results.map(async ([r]) => readFile(join(r!.dir, 'arch'), 'utf8'))), ['x86_64', 'i686'], 'the results come per arch, in the order given');
-  const seen = (await readFile(join(root, 'seen'), 'utf8')).trim().split('\n').map((line) => line.split(' '));
+  const seen = await jobsSeen();
   t.is(seen.length, 12, 'every job of both arches ran');
   t.is(Math.max(...seen.map((jobs) => jobs.length)), 2, `at most 2 jobs at once (${seen.join(' | ')})`);
   t.true(
