@@ -1,5 +1,5 @@
 // Boot figures of one ISO, shared by the benchmark scripts: power on to the operator menu
-// (menu-bios), to tor started and to the relay Running in the private Tor network's consensus
+// (menu-bios, as a USB stick), to tor started and to the relay Running in the private Tor network's consensus
 // with nothing typed but the boot line (relay), to tor started with nothing typed at all
 // (unattended: UEFI on x86_64, BIOS on i686), and the smallest -m (MiB) at which the relay
 // scenario passes.

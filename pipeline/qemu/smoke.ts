@@ -267,8 +267,8 @@ const STILL_SANDBOXED = ({ output }: Run) => {
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'menu-bios',
-    description: 'the ISO as a CD through BIOS and isolinux, to the operator menu on the serial console; then power off',
-    boot: (iso) => ({ image: iso, as: 'cdrom' as const, firmware: 'bios' as const }),
+    description: 'the ISO as a disk (a USB stick) through BIOS, its isohybrid MBR and isolinux, to the operator menu on the serial console; then power off (the other BIOS scenarios boot it as a CD)',
+    boot: (iso) => ({ image: iso, as: 'disk' as const, firmware: 'bios' as const }),
     steps: [{ expect: /boot: $/, timeoutMs: 120_000, type: 'serial\n' }, ...halt('menu')],
     timeoutMs: 480_000,
   },

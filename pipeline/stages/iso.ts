@@ -116,6 +116,9 @@ export const isoStage: Stage = {
         '-r',
         '--modification-date=' + `${date}00`,
         '-isohybrid-mbr', file('isohdpfx.bin'),
+        // isohybrid pads the image to whole cylinders of its fake disk geometry: 16 heads of 32
+        // sectors make them 256 KiB, where the usual 64 heads pad up to 1 MiB more.
+        '-partition_hd_cyl', '16', '-partition_sec_hd', '32',
         '-b', 'isolinux/isolinux.bin', '-c', 'isolinux/boot.cat',
         '-no-emul-boot', '-boot-load-size', '4', '-boot-info-table',
         ...(efi ? ['-eltorito-alt-boot', '-e', 'boot/efiboot.img', '-no-emul-boot', '-isohybrid-gpt-basdat'] : []),
