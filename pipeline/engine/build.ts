@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Listr, PRESET_TIMESTAMP, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -12,6 +12,7 @@ import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
 import type { RemoteCache } from '../remote/cache.js';
 import { remainingMs } from './eta.js';
+import { chainWeights } from './graph.js';
 import { stageFileHashes } from './inputs.js';
 import { Jobserver } from './jobserver.js';
 import { formatSeconds, timelineSvg, type TimelineEntry } from './pictures.js';
@@ -74,6 +75,13 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   const missing = missingTools(plans.flatMap((plan, i) => plan.filter((p) => !p.cached).flatMap((p) => stageTools(p.stage, builds[i]!.config))));
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
+  // A stage waiting for a job slot comes before those that hold up less work (the longest chain first).
+  const priorities = await Promise.all(
+    plans.map(async (plan, i) =>
+      chainWeights(await Promise.all(plan.map(async (p) => ({ name: p.stage.name, deps: p.stage.deps ?? [], weight: p.cached ? 0 : await sourceBytes(p.stage, builds[i]!.config, options) })))),
+    ),
+  );
+
   const abort = new AbortController();
   // One signal ends every command and releases every lock of the build: it has many listeners by design.
   setMaxListeners(0, abort.signal);
@@ -86,7 +94,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   const remoteLines: string[] = builds.flatMap((b) => b.remote?.warnings ?? []);
   // Stage names in the display and the timeline say their arch when there is more than one.
   const label = (config: ResolvedConfig, text: string) => (builds.length > 1 ? `${config.arch} ${text}` : text);
-  const units = builds.map(({ config, remote }, i) => archUnit(config, remote, plans[i]!));
+  const units = builds.map(({ config, remote }, i) => archUnit(config, remote, plans[i]!, priorities[i]!));
   const tasks = new Listr(
     units.flatMap((unit) => unit.tasks),
     {
@@ -99,7 +107,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   try {
     await tasks.run();
   } finally {
-    jobserver.close();
+    await jobserver.close();
     await Promise.all(pushes);
     for (const line of remoteLines) options.onRemote?.(line);
     const slot = builds.length > 1 ? 'all' : builds[0]!.config.arch;
@@ -113,7 +121,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   }
 
   /** One configuration's stages: their tasks (a summary line, then one per stage) and their results. */
-  function archUnit(config: ResolvedConfig, remote: RemoteCache | undefined, plan: PlannedStage[]) {
+  function archUnit(config: ResolvedConfig, remote: RemoteCache | undefined, plan: PlannedStage[], priority: Map<string, number>) {
     // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
     const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
     const done = new Set<string>();
@@ -169,7 +177,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
         return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
       }
       update(`${planned.stage.title} (waiting for a job slot)`);
-      const { lane: slot, release } = await jobserver.acquire(abort.signal);
+      const { lane: slot, release } = await jobserver.acquire(priority.get(planned.stage.name), abort.signal);
       const unlock = await store.lock(name, planned.key, { signal: abort.signal, onWait: update });
       if (await store.lookup(name, planned.key)) {
         // Another run built it while this one waited for the lock.
@@ -241,7 +249,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
         if (edited.length > 0) {
           throw new InputError(`stage ${name}: ${edited.join(', ')} changed while it was building; its output was not kept`, { hint: 'Build again: the stage is then built from the files as they are now.' });
         }
-        const durationMs = Date.now() - started;
+        const durationMs = Date.now() - building;
         await store.commit(name, temp.dir, { key: planned.key, inputs: planned.inputs, builtAt: new Date().toISOString(), durationMs });
         await store.recordLast(name, config.arch, planned.inputs);
         finished(name, false, building, slot);
@@ -310,6 +318,19 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
     }));
     return { plan, results, tasks: [summary, ...stageTasks] };
   }
+}
+
+/**
+ * How much work a stage is, roughly, before it was ever built: the bytes of its pinned sources
+ * in the download cache (none for those not downloaded yet). The linux tarball outweighs all
+ * the rest, and a kernel is the longest build of an arch.
+ */
+async function sourceBytes(stage: Stage, config: ResolvedConfig, options: SharedBuildOptions): Promise<number> {
+  let bytes = 0;
+  for (const source of stageSources(stage, config)) {
+    for (const file of options.pins.get(source)?.files ?? []) bytes += (await stat(options.downloads.pathOf(file.sha256)).catch(() => undefined))?.size ?? 0;
+  }
+  return bytes;
 }
 
 /**
