@@ -322,13 +322,20 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
 
 /**
  * How much work a stage is, roughly, before it was ever built: the bytes of its pinned sources
- * in the download cache (none for those not downloaded yet). The linux tarball outweighs all
- * the rest, and a kernel is the longest build of an arch.
+ * in the download cache, as upstream's file or a mirror's (none for those not downloaded yet).
+ * The linux tarball outweighs all the rest, and a kernel is the longest build of an arch.
  */
 async function sourceBytes(stage: Stage, config: ResolvedConfig, options: SharedBuildOptions): Promise<number> {
   let bytes = 0;
   for (const source of stageSources(stage, config)) {
-    for (const file of options.pins.get(source)?.files ?? []) bytes += (await stat(options.downloads.pathOf(file.sha256)).catch(() => undefined))?.size ?? 0;
+    for (const file of options.pins.get(source)?.files ?? []) {
+      for (const sha256 of [file.sha256, ...file.mirrors.map((m) => m.sha256)]) {
+        const size = (await stat(options.downloads.pathOf(sha256)).catch(() => undefined))?.size;
+        if (size === undefined) continue;
+        bytes += size;
+        break;
+      }
+    }
   }
   return bytes;
 }
