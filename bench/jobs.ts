@@ -3,8 +3,9 @@
 // cache that starts empty (downloads shared with the default cache), under /usr/bin/time (CPU
 // of every process it starts), while /proc is sampled every 100 ms for compilers (cc1, cc1plus,
 // lto1): wall, CPU, utilization of the cores, and the most compile jobs seen at once, which the
-// jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart). Both arches
-// are one build (`--arch all`), under one budget.
+// jobserver keeps at N or below (probes, a compiler on /dev/null, counted apart), and the idle
+// cores of each minute (/proc/stat), which show where the budget went unused. Both arches are
+// one build (`--arch all`), under one budget.
 import { execa } from 'execa';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -49,15 +50,30 @@ async function compilersRunning(): Promise<{ jobs: number; probes: number; what:
   return count;
 }
 
+/** The machine's idle and busy jiffies so far (/proc/stat: idle and iowait are idle). */
+async function cpuJiffies(): Promise<{ idle: number; total: number }> {
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: fields[3]! + fields[4]!, total: fields.reduce((sum, n) => sum + n, 0) };
+}
+
 /** How many samples saw 0, 1, 2, … compile jobs at once; how many saw a probe; the most compilers of both kinds at once. */
 const seen: number[] = [];
 let probeSamples = 0;
 let mostWithProbes = 0;
 /** The first samples that saw more compile jobs than the budget, each with what ran. */
 const over: string[][] = [];
+/** Idle cores, on average, in each minute of the build: where the budget went unused. */
+const idleByMinute: number[] = [];
 let sampling = true;
 const sampler = (async () => {
+  const start = Date.now();
+  let minuteStart = await cpuJiffies();
   while (sampling) {
+    if (Date.now() - start >= (idleByMinute.length + 1) * 60_000) {
+      const now = await cpuJiffies();
+      idleByMinute.push((cores * (now.idle - minuteStart.idle)) / (now.total - minuteStart.total));
+      minuteStart = now;
+    }
     const { jobs: running, probes, what } = await compilersRunning();
     if (running > jobs && over.length < 5) over.push(what);
     seen[running] = (seen[running] ?? 0) + 1;
@@ -84,5 +100,6 @@ console.log(`  wall ${minutes(wall!)}, CPU ${minutes(cpu)}, utilization ${((100 
 console.log(`  compile jobs at once: at most ${seen.length - 1} (--jobs ${jobs}); share of ${samples} samples every ${SAMPLE_MS} ms:`);
 for (const [n, count] of seen.entries()) if (count) console.log(`    ${n}: ${((100 * count) / samples).toFixed(1)} %`);
 console.log(`  probes (a compiler on /dev/null) in ${probeSamples} samples; compilers of both kinds at once: at most ${mostWithProbes}`);
+console.log(`  idle cores, minute by minute: ${idleByMinute.map((n) => n.toFixed(1)).join(' ')}`);
 for (const [i, what] of over.entries()) console.log(`  sample ${i + 1} over the budget:\n${what.map((w) => `    ${w}`).join('\n')}`);
 console.log(`  stage cache: ${cache}`);
