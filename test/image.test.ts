@@ -19,8 +19,9 @@ import { hostBuild } from './helpers/host-build.js';
 
 // Tier: host toolchain. Each arch's three images are built (bzImage + initramfs, the kernel
 // with the initramfs inside, the hybrid ISO); the ISO boots under QEMU with no network, as a
-// CD through isolinux (BIOS) and, on x86_64, as a disk through UEFI: it must reach the
-// operator menu on the serial console, and power off when asked.
+// disk (a USB stick) through its isohybrid MBR and isolinux (BIOS) and, on x86_64, as a disk
+// through UEFI: it must reach the operator menu on the serial console, and power off when asked.
+// The smoke tests boot it as a CD.
 async function images(arch: Arch) {
   const { output, store } = await hostBuild(arch, ['iso']);
   return { iso: join(output('iso').dir, `tor-ramdisk-${arch}.iso`), output, store };
@@ -36,9 +37,9 @@ async function halt(guest: Guest): Promise<void> {
 }
 
 for (const arch of ['x86_64', 'i686'] as const) {
-  test.serial(`${arch}: the ISO boots from CD (BIOS, isolinux) to the menu, runs tor, keeps no log, and halts`, async (t) => {
+  test.serial(`${arch}: the ISO boots from a USB stick (BIOS, its isohybrid MBR, isolinux) to the menu, runs tor, keeps no log, and halts`, async (t) => {
     const { iso } = await images(arch);
-    const medium: BootMedium = { image: iso, as: 'cdrom', firmware: 'bios' };
+    const medium: BootMedium = { image: iso, as: 'disk', firmware: 'bios' };
     const guest = await boot({ arch, ...medium, timeoutMs: 420_000 });
     try {
       await guest.waitFor(/boot: $/, 120_000);

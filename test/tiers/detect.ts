@@ -29,7 +29,7 @@ const tiers: Tiers = { uclibc: {}, debootstrap: await debootstrapTier() };
 const lines = [
   'test tiers:',
   '  unit, and integration against servers on 127.0.0.1 (HTTP for fetch, docker-registry for the remote stage cache): run',
-  '  host toolchain: kernel builds and QEMU boots (x86_64, i686); images built and the ISO booted to the menu (BIOS CD: x86_64, i686; UEFI disk: x86_64); tor unit tests (x86_64); smoke: silence, and relay in a private Tor network in a network namespace of its own (x86_64, i686), export by FTP and SCP to servers in that namespace (x86_64): run',
+  '  host toolchain: kernel builds and QEMU boots (x86_64, i686); images built and the ISO booted to the menu (BIOS USB stick: x86_64, i686; UEFI USB stick: x86_64); tor unit tests (x86_64); smoke: silence, and relay in a private Tor network in a network namespace of its own (x86_64, i686), export by FTP and SCP to servers in that namespace (x86_64): run',
 ];
 const store = cacheDirs().store;
 for (const arch of ARCHES) {
