@@ -51,7 +51,8 @@ export class Jobserver {
     try {
       const child = openSync(fifo, constants.O_RDWR);
       const own = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
-      const reader = openSync(fifo, constants.O_RDWR);
+      // Read-only: were this process killed, its reader would see the pipe's end once the makes are gone, not wait forever.
+      const reader = openSync(fifo, constants.O_RDONLY);
       return new Jobserver(jobs, child, own, reader);
     } finally {
       unlinkSync(fifo);
