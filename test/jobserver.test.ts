@@ -9,10 +9,7 @@ import { loadLayers } from '../pipeline/config/layers.js';
 import { resolveConfig } from '../pipeline/config/resolve.js';
 import { cacheDirs } from '../pipeline/context.js';
 import { buildArches, buildStages } from '../pipeline/engine/build.js';
-import { chainWeights } from '../pipeline/engine/graph.js';
-import { Jobserver } from '../pipeline/engine/jobserver.js';
 import type { Stage } from '../pipeline/engine/stage.js';
-import { run } from '../pipeline/exec.js';
 import { sha256File } from '../pipeline/hash.js';
 import { POSIX_TOOLS } from '../pipeline/stages/tools.js';
 
@@ -89,85 +86,6 @@ test('both arches in one build share one budget: their jobs run side by side, ne
   );
   t.true(await stat(dirs.store.timelinePath('all')).then(() => true), 'one timeline for the build of both');
   await rm(root, { recursive: true, force: true });
-});
-
-test('the job budget gives a free token to the waiting stage of highest priority, the first to ask among equals', async (t) => {
-  const jobserver = await Jobserver.open(1);
-  try {
-    const first = await jobserver.acquire(0);
-    const order: string[] = [];
-    const waiting = [['low', 1], ['high', 3], ['middle', 2], ['middle too', 2]] as const;
-    const granted = waiting.map(([name, priority]) =>
-      jobserver.acquire(priority).then(async ({ release }) => {
-        order.push(name);
-        await sleep(10);
-        release();
-      }),
-    );
-    await sleep(100);
-    t.deepEqual(order, [], 'no token while the only one is held');
-    first.release();
-    await Promise.all(granted);
-    t.deepEqual(order, ['high', 'middle', 'middle too', 'low']);
-  } finally {
-    await jobserver.close();
-  }
-});
-
-test('a stage waiting for a token gets one that a running make gives back, while that make still has jobs to run', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'tor-ramdisk-wait-'));
-  // Forty jobs of 0.1 s: with both tokens the make needs 2 s, and it takes each token back as it gives it.
-  await writeFile(join(root, 'Makefile'), ['all: $(addprefix job,$(shell seq 40))', 'job%:', `	@sleep 0.1; date +%s%N >> ${root}/ends`, '.PHONY: all', ''].join('\n'));
-  const jobserver = await Jobserver.open(2);
-  try {
-    const stage = await jobserver.acquire(0);
-    const make = run('make', ['-C', root], { jobserver });
-    await sleep(500);
-    const asked = Date.now();
-    const waiting = await jobserver.acquire(1);
-    const waitedMs = Date.now() - asked;
-    waiting.release();
-    await make;
-    stage.release();
-    const ends = (await readFile(join(root, 'ends'), 'utf8')).trim().split('\n').map((ns) => Number(BigInt(ns) / 1_000_000n));
-    const after = ends.filter((end) => end > asked + waitedMs).length;
-    // Looking in the pipe now and then, the stage would find it empty until the make's last job ended.
-    t.true(after >= 1, `the make still had ${after} of its 40 jobs to end when the stage got its token (after ${waitedMs} ms)`);
-  } finally {
-    await jobserver.close();
-    await rm(root, { recursive: true, force: true });
-  }
-});
-
-test('a stage waiting for a token stops waiting when the build is aborted', async (t) => {
-  const jobserver = await Jobserver.open(1);
-  try {
-    const held = await jobserver.acquire(0);
-    const abort = new AbortController();
-    const waiting = jobserver.acquire(5, abort.signal);
-    abort.abort(new Error('the build failed'));
-    await t.throwsAsync(waiting, { message: 'the build failed' });
-    held.release();
-    const next = await jobserver.acquire(0);
-    t.is(next.lane, 0, 'the token came back, not to the aborted stage');
-    next.release();
-  } finally {
-    await jobserver.close();
-  }
-});
-
-test('chain weights: a stage weighs itself and the heaviest chain of stages that need it', (t) => {
-  // kernel-config → kernel → embedded ← initramfs ← tor ← openssl; busybox → initramfs
-  const weights = chainWeights([
-    { name: 'kernel-config', deps: [], weight: 1 },
-    { name: 'kernel', deps: ['kernel-config'], weight: 100 },
-    { name: 'openssl', deps: [], weight: 20 },
-    { name: 'tor', deps: ['openssl'], weight: 10 },
-    { name: 'busybox', deps: [], weight: 3 },
-    { name: 'initramfs', deps: ['tor', 'busybox'], weight: 0 },
-    { name: 'embedded', deps: ['kernel', 'initramfs'], weight: 2 },
-  ]);
-  t.deepEqual(Object.fromEntries(weights), { embedded: 2, initramfs: 2, busybox: 5, tor: 12, openssl: 32, kernel: 102, 'kernel-config': 103 });
 });
 
 test('a resumable stage killed in its third step resumes there, from what the step had before it started, and ends bit-identical to an uninterrupted build', async (t) => {

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { availableParallelism } from 'node:os';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Listr, PRESET_TIMESTAMP, type ListrRendererValue } from 'listr2';
 import type { ResolvedConfig } from '../config/resolve.js';
@@ -12,7 +12,6 @@ import { fetchSources, type FetchedFile } from '../sources/fetch.js';
 import type { SourcePins } from '../sources/pins.js';
 import type { RemoteCache } from '../remote/cache.js';
 import { remainingMs } from './eta.js';
-import { chainWeights } from './graph.js';
 import { stageFileHashes } from './inputs.js';
 import { Jobserver } from './jobserver.js';
 import { formatSeconds, timelineSvg, type TimelineEntry } from './pictures.js';
@@ -75,13 +74,6 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   const missing = missingTools(plans.flatMap((plan, i) => plan.filter((p) => !p.cached).flatMap((p) => stageTools(p.stage, builds[i]!.config))));
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 
-  // A stage waiting for a job slot comes before those that hold up less work (the longest chain first).
-  const priorities = await Promise.all(
-    plans.map(async (plan, i) =>
-      chainWeights(await Promise.all(plan.map(async (p) => ({ name: p.stage.name, deps: p.stage.deps ?? [], weight: p.cached ? 0 : await sourceBytes(p.stage, builds[i]!.config, options) })))),
-    ),
-  );
-
   const abort = new AbortController();
   // One signal ends every command and releases every lock of the build: it has many listeners by design.
   setMaxListeners(0, abort.signal);
@@ -94,7 +86,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   const remoteLines: string[] = builds.flatMap((b) => b.remote?.warnings ?? []);
   // Stage names in the display and the timeline say their arch when there is more than one.
   const label = (config: ResolvedConfig, text: string) => (builds.length > 1 ? `${config.arch} ${text}` : text);
-  const units = builds.map(({ config, remote }, i) => archUnit(config, remote, plans[i]!, priorities[i]!));
+  const units = builds.map(({ config, remote }, i) => archUnit(config, remote, plans[i]!));
   const tasks = new Listr(
     units.flatMap((unit) => unit.tasks),
     {
@@ -107,7 +99,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   try {
     await tasks.run();
   } finally {
-    await jobserver.close();
+    jobserver.close();
     await Promise.all(pushes);
     for (const line of remoteLines) options.onRemote?.(line);
     const slot = builds.length > 1 ? 'all' : builds[0]!.config.arch;
@@ -121,7 +113,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
   }
 
   /** One configuration's stages: their tasks (a summary line, then one per stage) and their results. */
-  function archUnit(config: ResolvedConfig, remote: RemoteCache | undefined, plan: PlannedStage[], priority: Map<string, number>) {
+  function archUnit(config: ResolvedConfig, remote: RemoteCache | undefined, plan: PlannedStage[]) {
     // One settled-later promise per stage, made before anything starts, so a stage can wait for its deps.
     const results = new Map(plan.map((p) => [p.stage.name, deferred<StageResult>()]));
     const done = new Set<string>();
@@ -177,7 +169,7 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
         return { stage: name, key: planned.key, dir: store.outDir(name, planned.key), cached: true, pulled: false, durationMs: Date.now() - started };
       }
       update(`${planned.stage.title} (waiting for a job slot)`);
-      const { lane: slot, release } = await jobserver.acquire(priority.get(planned.stage.name), abort.signal);
+      const { lane: slot, release } = await jobserver.acquire(abort.signal);
       const unlock = await store.lock(name, planned.key, { signal: abort.signal, onWait: update });
       if (await store.lookup(name, planned.key)) {
         // Another run built it while this one waited for the lock.
@@ -318,26 +310,6 @@ export async function buildArches(options: SharedBuildOptions, builds: readonly 
     }));
     return { plan, results, tasks: [summary, ...stageTasks] };
   }
-}
-
-/**
- * How much work a stage is, roughly, before it was ever built: the bytes of its pinned sources
- * in the download cache, as upstream's file or a mirror's (none for those not downloaded yet).
- * The linux tarball outweighs all the rest, and a kernel is the longest build of an arch.
- */
-async function sourceBytes(stage: Stage, config: ResolvedConfig, options: SharedBuildOptions): Promise<number> {
-  let bytes = 0;
-  for (const source of stageSources(stage, config)) {
-    for (const file of options.pins.get(source)?.files ?? []) {
-      for (const sha256 of [file.sha256, ...file.mirrors.map((m) => m.sha256)]) {
-        const size = (await stat(options.downloads.pathOf(sha256)).catch(() => undefined))?.size;
-        if (size === undefined) continue;
-        bytes += size;
-        break;
-      }
-    }
-  }
-  return bytes;
 }
 
 /**

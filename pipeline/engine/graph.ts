@@ -22,18 +22,3 @@ export function stageClosure(registry: readonly Stage[], targets: readonly strin
   for (const target of targets) visit(target, []);
   return ordered;
 }
-
-/**
- * Each stage's weight plus that of the heaviest chain of stages that need it: the work it holds
- * up. `stages` come dependencies first (as `stageClosure` orders them).
- */
-export function chainWeights(stages: readonly { name: string; deps: readonly string[]; weight: number }[]): Map<string, number> {
-  const chains = new Map<string, number>();
-  const heaviestDependent = new Map<string, number>();
-  for (const { name, deps, weight } of [...stages].reverse()) {
-    const chain = weight + (heaviestDependent.get(name) ?? 0);
-    chains.set(name, chain);
-    for (const dep of deps) heaviestDependent.set(dep, Math.max(heaviestDependent.get(dep) ?? 0, chain));
-  }
-  return chains;
-}
