@@ -15,7 +15,7 @@ import { bump } from './sources/bump.js';
 import { releaseImages } from './release/images.js';
 import { imageSbom, projectVersion, validateSbom } from './release/sbom.js';
 import { makeRelease } from './release/release.js';
-import { runScenario, scenariosFor, SCENARIOS, testnetSession } from './qemu/smoke.js';
+import { scenariosFor, SCENARIOS, smokeSideBySide, testnetSession } from './qemu/smoke.js';
 import { DEBIAN_ARCHIVE } from './sources/debian.js';
 import { defaultKeysDir } from './sources/signature.js';
 import { RemoteCache } from './remote/cache.js';
@@ -324,15 +324,13 @@ ${configHelp}
   --scenario N    run only these scenarios, repeatable`,
     options: { ...common, image: { type: 'string' }, scenario: { type: 'string', multiple: true } },
     async run(values) {
+      const names = (values.scenario as string[] | undefined) ?? [];
+      const isos: { arch: Arch; iso: string }[] = [];
       for (const arch of archList(values.arch)) {
-        const scenarios = scenariosFor(arch, (values.scenario as string[] | undefined) ?? []);
-        const iso = await isoFor(values, arch);
-        for (const scenario of scenarios) {
-          console.log(`${arch}: ${scenario.name}: ${scenario.description}`);
-          const result = await runScenario(arch, iso, scenario);
-          console.log(`${arch}: ${scenario.name}: passed in ${result.seconds.toFixed(0)} s`);
-        }
+        scenariosFor(arch, names); // a scenario the arch does not run is refused before anything is built
+        isos.push({ arch, iso: await isoFor(values, arch) });
       }
+      await smokeSideBySide(isos, names, (line) => console.log(line));
     },
   },
   testnet: {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheDirs } from '../pipeline/context.js';
@@ -12,10 +12,19 @@ import { loadPins } from '../pipeline/sources/pins.js';
 import { KERNEL_FRAGMENTS_DIR } from '../pipeline/stages/kernel.js';
 import { UCLIBC_FRAGMENTS_DIR } from '../pipeline/toolchain/uclibc.js';
 
+// Every directory the tests make (a kernel tree is 1.6 GB), removed when they are done.
+const made: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `tor-ramdisk-${prefix}-`));
+  made.push(dir);
+  return dir;
+}
+test.after.always(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+
 // Real trees from the pinned sources (fetched once into the cache), real Kconfig.
 async function tree(source: string): Promise<string> {
   const [file] = await fetchSources([(await loadPins()).get(source)!], { cache: cacheDirs().downloads });
-  const dir = await mkdtemp(join(tmpdir(), `tor-ramdisk-${source}-`));
+  const dir = await tempDir(source);
   await extractTarball(file!.path, dir, { strip: 1, label: file!.name });
   return dir;
 }
@@ -24,7 +33,7 @@ const uclibc = tree('uclibc-ng');
 
 for (const arch of ['x86_64', 'i686'] as const) {
   test(`uClibc-ng: the project's ${arch} fragments survive olddefconfig`, async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'tor-ramdisk-uclibc-copy-'));
+    const dir = await tempDir('uclibc-copy');
     await run('cp', ['-a', `${await uclibc}/.`, dir]);
     const make = (target: string) => run('make', [`ARCH=${arch === 'i686' ? 'i386' : 'x86_64'}`, target], { cwd: dir });
     const fragments = [
@@ -50,7 +59,7 @@ test('uClibc-ng: a fragment symbol that Kconfig drops fails, naming fragment, sy
 
 test('kernel: a fragment asking for a symbol whose dependency is off fails, naming both', async (t) => {
   const src = await tree('linux');
-  const build = await mkdtemp(join(tmpdir(), 'tor-ramdisk-kbuild-'));
+  const build = await tempDir('kbuild');
   const make = (target: string) => run('make', ['-C', src, `O=${build}`, 'ARCH=x86_64', target]);
   const fragments = [
     await readFragment(join(KERNEL_FRAGMENTS_DIR, 'base.config'), { name: 'kernel/base.config' }),

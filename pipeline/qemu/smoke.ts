@@ -448,6 +448,36 @@ function requireSmokeTools(): void {
   if (missing.length > 0) throw new MissingToolError(missing.map(toolName), installCommand(missing));
 }
 
+/**
+ * The scenarios on each arch's ISO: the arches side by side, each arch's scenarios in turn (a
+ * guest spends most of a scenario waiting on the private network or a hold, and the guests of
+ * the machine are bounded, `guestSlots`). After a failure no arch starts another scenario; the
+ * first failure is thrown once the running ones have ended.
+ */
+export async function smokeSideBySide(isos: readonly { arch: Arch; iso: string }[], names: readonly string[] | undefined, say: (line: string) => void): Promise<SmokeResult[]> {
+  const runs = isos.map(({ arch, iso }) => ({ arch, iso, scenarios: scenariosFor(arch, names) }));
+  let failed = false;
+  const settled = await Promise.allSettled(
+    runs.map(async ({ arch, iso, scenarios }) => {
+      const results: SmokeResult[] = [];
+      for (const scenario of scenarios) {
+        if (failed) break;
+        say(`${arch}: smoke ${scenario.name}: ${scenario.description}`);
+        const result = await runScenario(arch, iso, scenario).catch((error: unknown) => {
+          failed = true;
+          throw error;
+        });
+        say(`${arch}: smoke ${scenario.name} passed in ${result.seconds.toFixed(0)} s`);
+        results.push(result);
+      }
+      return results;
+    }),
+  );
+  const failure = settled.find((s) => s.status === 'rejected');
+  if (failure) throw failure.reason;
+  return settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : []));
+}
+
 /** Runs one scenario on an ISO; a step that does not come is a failed smoke test, with the transcript. */
 export async function runScenario(arch: Arch, iso: string, scenario: Scenario): Promise<SmokeResult> {
   const failed = (why: string) =>

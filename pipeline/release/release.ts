@@ -7,7 +7,7 @@ import type { Stage } from '../engine/stage.js';
 import { InputError, localFsError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256File } from '../hash.js';
-import { runScenario, scenariosFor, type SmokeResult } from '../qemu/smoke.js';
+import { smokeSideBySide, type SmokeResult } from '../qemu/smoke.js';
 import type { SourcePins } from '../sources/pins.js';
 import { gpgEnv } from '../sources/signature.js';
 import { releaseBase, releaseImages } from './images.js';
@@ -60,8 +60,8 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
   await mkdir(dirname(options.out), { recursive: true });
   const temp = `${options.out}.tmp-${randomBytes(4).toString('hex')}`;
   await mkdir(temp);
-  const smoke: SmokeResult[] = [];
   try {
+    const built: { config: ResolvedConfig; outputs: StageResult[]; images: Record<string, string> }[] = [];
     for (const arch of options.arches) {
       const { config } = arch;
       const outputs = await arch.build();
@@ -76,13 +76,14 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
         }
         say(`${config.arch}: ${Object.keys(images).length} images bit-identical across the two builds`);
       }
-      const iso = Object.entries(images).find(([name]) => name.endsWith('.iso'))![1];
-      for (const scenario of scenariosFor(config.arch, options.scenarios)) {
-        say(`${config.arch}: smoke ${scenario.name}: ${scenario.description}`);
-        const result = await runScenario(config.arch, iso, scenario);
-        say(`${config.arch}: smoke ${scenario.name} passed in ${result.seconds.toFixed(0)} s`);
-        smoke.push(result);
-      }
+      built.push({ config, outputs, images });
+    }
+    const smoke = await smokeSideBySide(
+      built.map(({ config, images }) => ({ arch: config.arch, iso: Object.entries(images).find(([name]) => name.endsWith('.iso'))![1] })),
+      options.scenarios,
+      say,
+    );
+    for (const { config, outputs, images } of built) {
       for (const [name, path] of Object.entries(images)) await copyFile(path, join(temp, name));
       const sbom = await imageSbom({ config, pins: options.pins, stages: options.stages, outputs, images, version, toolVersion });
       const invalid = await validateSbom(sbom);
@@ -100,3 +101,4 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
     throw localFsError(error, `cannot write the release into ${temp}`) ?? error;
   }
 }
+
