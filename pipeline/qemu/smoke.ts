@@ -449,13 +449,12 @@ function requireSmokeTools(): void {
 }
 
 /**
- * The scenarios on each arch's ISO: the arches side by side, each arch's scenarios in turn (a
+ * Each arch's scenarios on its ISO: the arches side by side, each arch's scenarios in turn (a
  * guest spends most of a scenario waiting on the private network or a hold, and the guests of
  * the machine are bounded, `guestSlots`). After a failure no arch starts another scenario; the
  * first failure is thrown once the running ones have ended.
  */
-export async function smokeSideBySide(isos: readonly { arch: Arch; iso: string }[], names: readonly string[] | undefined, say: (line: string) => void): Promise<SmokeResult[]> {
-  const runs = isos.map(({ arch, iso }) => ({ arch, iso, scenarios: scenariosFor(arch, names) }));
+export async function smokeSideBySide(runs: readonly { arch: Arch; iso: string; scenarios: readonly Scenario[] }[], say: (line: string) => void): Promise<SmokeResult[]> {
   let failed = false;
   const settled = await Promise.allSettled(
     runs.map(async ({ arch, iso, scenarios }) => {

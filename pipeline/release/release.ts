@@ -7,7 +7,7 @@ import type { Stage } from '../engine/stage.js';
 import { InputError, localFsError, TorRamdiskError } from '../errors.js';
 import { run } from '../exec.js';
 import { sha256File } from '../hash.js';
-import { smokeSideBySide, type SmokeResult } from '../qemu/smoke.js';
+import { scenariosFor, smokeSideBySide, type SmokeResult } from '../qemu/smoke.js';
 import type { SourcePins } from '../sources/pins.js';
 import { gpgEnv } from '../sources/signature.js';
 import { releaseBase, releaseImages } from './images.js';
@@ -79,8 +79,11 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
       built.push({ config, outputs, images });
     }
     const smoke = await smokeSideBySide(
-      built.map(({ config, images }) => ({ arch: config.arch, iso: Object.entries(images).find(([name]) => name.endsWith('.iso'))![1] })),
-      options.scenarios,
+      built.map(({ config, images }) => ({
+        arch: config.arch,
+        iso: Object.entries(images).find(([name]) => name.endsWith('.iso'))![1],
+        scenarios: scenariosFor(config.arch, options.scenarios),
+      })),
       say,
     );
     for (const { config, outputs, images } of built) {
@@ -101,4 +104,3 @@ export async function makeRelease(options: ReleaseOptions): Promise<Release> {
     throw localFsError(error, `cannot write the release into ${temp}`) ?? error;
   }
 }
-
